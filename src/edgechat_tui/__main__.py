@@ -1,0 +1,3 @@
+from edgechat_tui.cli import main
+
+raise SystemExit(main())
