@@ -186,6 +186,18 @@ class Agent(abc.ABC):
         """What the next request would send, without sending it. None when unknown (remote agents)."""
         return None
 
+    def set_model(self, model: str) -> None:
+        """Use ``model`` from the next message on. Raises NotSupported where the agent picks its model."""
+        from edgechat_tui.errors import NotSupported
+
+        raise NotSupported("This agent chooses its own model.")
+
+    def set_system_prompt(self, text: str) -> None:
+        """Use ``text`` as the system prompt from the next message on. Raises NotSupported if the agent cannot."""
+        from edgechat_tui.errors import NotSupported
+
+        raise NotSupported("This agent keeps its own system prompt.")
+
     async def check(self) -> str:
         """A short health check ("reachable", a version...). Raises EdgechatError when unhealthy."""
         return "ok"
