@@ -1,0 +1,406 @@
+"""Settings: what they are, where each one comes from, and the one config file that stores them.
+
+Precedence, highest first: a command-line flag, the environment, the config file, the default.
+The file is TOML (``config.toml`` in the platform's config dir, or ``--config`` / ``EDGECHAT_CONFIG``),
+read with ``tomllib`` and written with ``tomli_w`` atomically (temp file, fsync, rename), always mode
+0600 because it may hold a token; its directory is created 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from edgechat_tui.errors import ConfigError, InvalidUserId, StorageError
+from edgechat_tui.userid import validate_user_id
+
+APP_NAME = "edgechat"
+DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
+DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+# The seed agent's system prompt, so a conversation reads the same in either place.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. Be concise, friendly, and informative in your responses."
+)
+
+
+class Secret:
+    """A token. Its repr and str never show it; ``reveal()`` is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would write the token out in clear: refuse
+        raise TypeError("a Secret cannot be pickled")
+
+
+# --- Parsing and checking values --------------------------------------------------------------------
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _as_nonempty_str(value: Any) -> str:
+    value = _as_str(value).strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _as_int(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip().replace("_", ""))
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:,} and {high:,}")
+        return value
+
+    return parse
+
+
+def _as_float(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError("must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("must be a number")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return float(value)
+
+    return parse
+
+
+def _as_url(value: Any) -> str:
+    value = _as_nonempty_str(value).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _as_user_id(value: Any) -> str:
+    try:
+        return validate_user_id(_as_str(value))
+    except InvalidUserId as exc:
+        raise ValueError(exc.message.rstrip(".") + f" ({exc.hint})") from None
+
+
+def _as_secret(value: Any) -> Secret:
+    value = _as_str(value).strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+    return Secret(value)
+
+
+def _as_account_id(value: Any) -> str:
+    value = _as_nonempty_str(value)
+    if not re.fullmatch(r"[A-Za-z0-9]{1,64}", value):
+        raise ValueError("must be letters and digits only (32 hex characters in the dashboard)")
+    return value
+
+
+def _as_path(value: Any) -> Path:
+    return Path(_as_nonempty_str(value)).expanduser()
+
+
+def _as_theme(value: Any) -> str:
+    value = _as_nonempty_str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", value):
+        raise ValueError("must be a theme name such as textual-dark")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its key, how to parse and check a value, its default, and what it is for."""
+
+    key: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+    env: str | None = None  # the environment variable; EDGECHAT_<KEY> unless named
+
+    @property
+    def env_var(self) -> str:
+        return self.env or f"EDGECHAT_{self.key.upper()}"
+
+
+OPTIONS: dict[str, Option] = {
+    o.key: o
+    for o in (
+        Option("account_id", _as_account_id, None, "Cloudflare account id", env="CLOUDFLARE_ACCOUNT_ID"),
+        Option("api_token", _as_secret, None, "Cloudflare API token (Workers AI Read and Edit)",
+               secret=True, env="CLOUDFLARE_API_TOKEN"),
+        Option("model", _as_nonempty_str, DEFAULT_MODEL, "Workers AI model id"),
+        Option("max_tokens", _as_int(1, 131_072), 2048, "longest reply, in tokens"),
+        Option("temperature", _as_float(0.0, 5.0), 0.6, "sampling temperature, 0 to 5"),
+        Option("system_prompt", _as_str, DEFAULT_SYSTEM_PROMPT, "system prompt sent first"),
+        Option("default_user", _as_user_id, None, "profile used without --user"),
+        Option("api_base", _as_url, DEFAULT_API_BASE, "Cloudflare API base (or an AI Gateway base)"),
+        Option("remote_url", _as_url, None, "agent endpoint used instead of the local agent"),
+        Option("remote_token", _as_secret, None, "bearer token for the agent endpoint", secret=True),
+        Option("context_window", _as_int(512, 10_000_000), None,
+               "context window in tokens, for models the built-in table does not know"),
+        Option("max_retries", _as_int(0, 10), 3, "retries of a failed request before giving up"),
+        Option("connect_timeout", _as_float(0.1, 600.0), 10.0, "seconds to wait for a connection"),
+        Option("read_timeout", _as_float(0.1, 3600.0), 60.0, "seconds without data before a reply times out"),
+        Option("remote_timeout", _as_float(0.1, 3600.0), 120.0, "seconds to wait for a remote agent's reply"),
+        Option("theme", _as_theme, None, "TUI colour theme"),
+        Option("data_dir", _as_path, None, "where histories are stored"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings, and where each came from ("flag", "env NAME", "file", "default")."""
+
+    config_path: Path
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.values.get("data_dir") or default_data_dir()
+
+    @property
+    def user(self) -> str:
+        """The profile to use when no --user is given."""
+        return self.values.get("default_user") or "default"
+
+    def with_values(self, **changes: Any) -> Settings:
+        """A copy with some values replaced (marked as set by a flag)."""
+        values = dict(self.values) | changes
+        sources = dict(self.sources) | dict.fromkeys(changes, "flag")
+        return Settings(self.config_path, values, sources, self.warnings)
+
+    def __repr__(self) -> str:
+        return f"Settings(config_path={str(self.config_path)!r}, model={self.values.get('model')!r})"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_path_from(flag: str | None, env: Mapping[str, str]) -> Path:
+    if flag:
+        return Path(flag).expanduser()
+    if env.get("EDGECHAT_CONFIG"):
+        return Path(env["EDGECHAT_CONFIG"]).expanduser()
+    return default_config_path()
+
+
+def _line_of(text: str, key: str) -> int | None:
+    match = re.search(rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*=", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Read and check the config file. A missing file is empty. Returns (values, warnings).
+
+    Raises ConfigError naming the file, the line and the problem for bad TOML or a bad value.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}, []
+    except IsADirectoryError:
+        raise ConfigError(f"Config file {path} is a directory.", hint="point --config at a file") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}.",
+                          hint="fix the line, or move the file away to start afresh") from None
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, raw_value in data.items():
+        option = OPTIONS.get(key)
+        line = _line_of(text, key)
+        where = f"{path}, line {line}" if line else str(path)
+        if option is None:
+            warnings.append(f"{where}: unknown setting '{key}' ignored (known: {', '.join(OPTIONS)}).")
+            continue
+        try:
+            values[key] = option.parse(raw_value)
+        except ValueError as exc:
+            raise ConfigError(f"Config file {where}: '{key}' {exc}.",
+                              hint=f"fix it, or run: edgechat config set {key} VALUE") from None
+    return values, warnings
+
+
+def load_settings(
+    *,
+    config_path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Work out the effective settings from flags, environment, file and defaults, in that order."""
+    env = os.environ if env is None else env
+    path = config_path_from(str(config_path) if config_path else None, env)
+    file_values, warnings = read_config_file(path)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, option in OPTIONS.items():
+        if flags and flags.get(key) is not None:
+            try:
+                values[key], sources[key] = option.parse(flags[key]), "flag"
+            except ValueError as exc:
+                raise ConfigError(f"--{key.replace('_', '-')} {exc}.") from None
+        elif env.get(option.env_var):
+            try:
+                values[key], sources[key] = option.parse(env[option.env_var]), f"env {option.env_var}"
+            except ValueError as exc:
+                raise ConfigError(f"Environment variable {option.env_var} {exc}.") from None
+        elif key in file_values:
+            values[key], sources[key] = file_values[key], "file"
+        else:
+            values[key], sources[key] = option.default, "default"
+    return Settings(path, values, sources, tuple(warnings))
+
+
+def show_value(key: str, value: Any) -> str:
+    """A value as ``config show`` prints it: tokens hidden, paths and text shown plainly."""
+    if value is None:
+        return "(not set)"
+    if OPTIONS[key].secret:
+        return "******** (set, hidden)"
+    if isinstance(value, str):
+        return repr(value) if (not value or value != value.strip() or "\n" in value) else value
+    return str(value)
+
+
+def _toml_value(key: str, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def update_config_file(path: Path, changes: Mapping[str, Any]) -> None:
+    """Set (or, with value None, remove) settings in the config file, keeping the others.
+
+    Every value is checked first; a bad one raises ConfigError and leaves the file untouched. The
+    file is replaced atomically with mode 0600. A file holding comments is copied to
+    ``config.toml.bak`` first, because tomli_w cannot keep them.
+    """
+    import tomli_w
+
+    checked: dict[str, Any] = {}
+    for key, value in changes.items():
+        option = OPTIONS.get(key)
+        if option is None:
+            raise ConfigError(f"Unknown setting '{key}'.", hint=f"known settings: {', '.join(OPTIONS)}")
+        if value is not None:
+            try:
+                value = option.parse(value)
+            except ValueError as exc:
+                raise ConfigError(f"Bad value for '{key}': it {exc}.") from None
+        checked[key] = value
+    # Re-reads the file so that a bad file is reported, not overwritten.
+    read_config_file(path)
+    try:
+        old_text = path.read_text("utf-8")
+        current = tomllib.loads(old_text)
+    except FileNotFoundError:
+        old_text, current = "", {}
+    for key, value in checked.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = _toml_value(key, value)
+    data = tomli_w.dumps(current).encode("utf-8")
+    try:
+        _ensure_private_dir(path.parent)
+        if re.search(r"^\s*#|\s#", old_text, re.MULTILINE):
+            _atomic_write(path.with_name(path.name + ".bak"), old_text.encode("utf-8"))
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise StorageError(f"Cannot write config file {path}: {exc.strerror or exc}.",
+                           hint="check the directory's permissions and free space") from None
+
+
+def _ensure_private_dir(directory: Path) -> None:
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
