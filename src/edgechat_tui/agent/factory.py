@@ -1,0 +1,31 @@
+"""Choosing the backend: the local agent, or a remote agent endpoint when one is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgechat_tui.agent.base import Agent
+from edgechat_tui.config import Settings
+
+
+def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] | None = None) -> Agent:
+    """The agent for ``user``: remote when ``remote_url`` is set, else local.
+
+    Raises InvalidUserId for a bad user id and MissingCredentials when local mode has no account
+    id or token; touches no file and opens no connection.
+    """
+    if settings.remote_url:
+        from edgechat_tui.agent.remote import RemoteAgent
+
+        token = settings.remote_token.reveal() if settings.remote_token else None
+        return RemoteAgent(
+            settings.remote_url,
+            user,
+            token=token,
+            timeout=settings.remote_timeout,
+            connect_timeout=settings.connect_timeout,
+            warn=warn,
+        )
+    from edgechat_tui.agent.local import LocalAgent
+
+    return LocalAgent(settings, user, warn=warn)

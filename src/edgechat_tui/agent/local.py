@@ -1,0 +1,191 @@
+"""The local agent: the seed's Durable Object, moved onto the user's machine.
+
+Each turn takes the seed's steps: load the history (here: pick up what other edgechat processes
+appended), add the user's message, send the context to the model, add the reply, save, answer with
+the message count. It avoids the seed's defects: a failed turn stores nothing, the context is trimmed
+to the model's window, two processes for one user lose nothing (the store locks), and history
+never lives in one value that grows without bound (the store appends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+
+from edgechat_tui.agent.base import Agent, AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
+from edgechat_tui.agent.context import Budget, build_context, context_window_for
+from edgechat_tui.agent.store import HistoryStore
+from edgechat_tui.agent.workers_ai import Completion, WorkersAIClient
+from edgechat_tui.config import Settings
+from edgechat_tui.errors import ContextTooLong, EmptyMessage, MissingCredentials, UsageError
+from edgechat_tui.userid import validate_user_id
+
+# After the service says "context too long" despite our estimate, the next try sends this share.
+_SHRINK_ON_OVERFLOW = 0.5
+
+
+def session_affinity_id(account_id: str, user: str) -> str:
+    """A stable id per user for ``x-session-affinity`` (prompt caching), without sending the user id."""
+    return hashlib.sha256(f"edgechat\0{account_id}\0{user}".encode()).hexdigest()[:32]
+
+
+def require_credentials(settings: Settings) -> tuple[str, str]:
+    """The account id and token local mode needs, or MissingCredentials saying how to give them."""
+    missing = [name for name, value in (("account id", settings.account_id),
+                                        ("API token", settings.api_token)) if not value]
+    if missing:
+        raise MissingCredentials(
+            f"No Cloudflare {' or '.join(missing)} is set.",
+            hint="run edgechat to use the setup screen, or set CLOUDFLARE_ACCOUNT_ID and "
+            "CLOUDFLARE_API_TOKEN, or: edgechat config set account_id ID / api_token TOKEN",
+        )
+    return settings.account_id, settings.api_token.reveal()
+
+
+class LocalAgent(Agent):
+    """Keeps ``user``'s conversation in a local history file and asks Workers AI for each reply."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        user: str,
+        *,
+        client: WorkersAIClient | None = None,
+        store: HistoryStore | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._user = validate_user_id(user)
+        self._settings = settings
+        self._model: str = settings.model
+        self._system_prompt: str = settings.system_prompt
+        if client is None:
+            account_id, token = require_credentials(settings)
+            client = WorkersAIClient(
+                account_id=account_id,
+                api_token=token,
+                api_base=settings.api_base,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+                max_retries=settings.max_retries,
+            )
+        self._client = client
+        self._session_id = session_affinity_id(settings.account_id or "", self._user)
+        self._store = store or HistoryStore(settings.data_dir, self._user, warn=warn)
+        self._loaded = False
+        self._busy = False
+        #: The turn saved when the last reply was stopped (cancelled) by the user, for the UI.
+        self.stopped_turn: Done | None = None
+
+    # --- what it is ---------------------------------------------------------------------------
+
+    @property
+    def info(self) -> AgentInfo:
+        return AgentInfo(user=self._user, mode="local", model=self._model)
+
+    @property
+    def store(self) -> HistoryStore:
+        return self._store
+
+    def set_model(self, model: str) -> None:
+        model = model.strip()
+        if not model:
+            raise UsageError("A model id cannot be empty.")
+        self._model = model
+
+    def set_system_prompt(self, text: str) -> None:
+        self._system_prompt = text
+
+    # --- the conversation ---------------------------------------------------------------------
+
+    def _messages(self) -> list[Message]:
+        """The stored conversation, including what other processes appended since the last look."""
+        if not self._loaded:
+            self._loaded = True
+            return self._store.load()
+        return self._store.refresh()
+
+    async def history(self) -> list[Message]:
+        # The first load of a long history parses every line: keep it off the event loop.
+        return list(await asyncio.to_thread(self._messages))
+
+    async def reset(self) -> str | None:
+        archived = await asyncio.to_thread(self._store.archive)
+        return str(archived) if archived else None
+
+    def _budget(self, shrink: float = 1.0) -> Budget:
+        window = context_window_for(self._model, self._settings.context_window)
+        return Budget(window=window, max_tokens=self._settings.max_tokens, shrink=shrink)
+
+    async def context_preview(self, next_text: str = "") -> ContextInfo | None:
+        history = await asyncio.to_thread(self._messages)
+        try:
+            return build_context(self._system_prompt, history, next_text, self._budget())[1]
+        except UsageError:
+            return None
+
+    async def send(self, text: str) -> AsyncIterator[Event]:
+        if not text.strip():
+            raise EmptyMessage("There is nothing to send.", hint="type a message first")
+        if self._busy:
+            raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
+        self._busy = True
+        self.stopped_turn = None
+        try:
+            async for event in self._turn(text):
+                yield event
+        finally:
+            self._busy = False
+
+    async def _turn(self, text: str) -> AsyncIterator[Event]:
+        user_message = Message(role="user", content=text)
+        shrink = 1.0
+        while True:
+            history = self._messages()
+            messages, context = build_context(self._system_prompt, history, text, self._budget(shrink))
+            parts: list[str] = []
+            try:
+                async for event in self._client.chat(
+                    messages,
+                    model=self._model,
+                    max_tokens=self._settings.max_tokens,
+                    temperature=self._settings.temperature,
+                    session_id=self._session_id,
+                ):
+                    if isinstance(event, TextDelta):
+                        parts.append(event.text)
+                        yield event
+                    elif isinstance(event, Retrying):
+                        yield event
+                    elif isinstance(event, Completion):
+                        reply = Message(role="assistant", content=event.text, model=self._model,
+                                        usage=event.usage)
+                        count = self._store.append_turn(user_message, reply)
+                        yield Done(message=reply, message_count=count, usage=event.usage, context=context)
+                        return
+            except ContextTooLong:
+                # Our estimate let through what the service refused: send less, once. There is
+                # nothing to lose: no text arrived, and nothing was stored.
+                if shrink < 1.0 or parts or context.messages_sent == 0:
+                    raise
+                shrink = _SHRINK_ON_OVERFLOW
+                continue
+            except (asyncio.CancelledError, GeneratorExit):
+                # The user stopped the reply: keep what arrived, marked stopped.
+                self._save_stopped(user_message, "".join(parts), context)
+                raise
+            return
+
+    def _save_stopped(self, user_message: Message, partial: str, context: ContextInfo) -> None:
+        if not partial:
+            return  # nothing to keep: the UI puts the typed text back instead
+        reply = Message(role="assistant", content=partial, model=self._model, stopped=True)
+        count = self._store.append_turn(user_message, reply)
+        self.stopped_turn = Done(message=reply, message_count=count, context=context, stopped=True)
+
+    async def check(self) -> str:
+        await self._client.verify_token()
+        return "token active"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
