@@ -193,7 +193,7 @@ class Agent(abc.ABC):
         raise NotSupported("This agent chooses its own model.")
 
     def set_system_prompt(self, text: str) -> None:
-        """Use ``text`` as the system prompt from the next message on. Raises NotSupported if the agent cannot."""
+        """Use ``text`` as the system prompt from now on. Raises NotSupported if the agent cannot."""
         from edgechat_tui.errors import NotSupported
 
         raise NotSupported("This agent keeps its own system prompt.")
