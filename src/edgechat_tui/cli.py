@@ -141,8 +141,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
         if os.environ.get(option.env_var):
             _warn(f"{option.env_var} is set in the environment and takes precedence over the file.")
         return 0
-    settings = load_settings(config_path=args.config,
-                             flags={"remote_url": args.remote, "data_dir": args.data_dir, "model": args.model})
+    flags = {"remote_url": args.remote, "data_dir": args.data_dir, "model": args.model}
+    settings = load_settings(config_path=args.config, flags=flags)
     exists = "" if settings.config_path.exists() else " (not found: defaults apply)"
     print(f"config file: {settings.config_path}{exists}")
     print(f"data dir:    {settings.data_dir}")
@@ -289,7 +289,8 @@ def _cmd_one_shot(args: argparse.Namespace) -> int:
     user = _user(args, settings)
     text = _read_message(args)
     if not text.strip():
-        raise EmptyMessage("There is nothing to send: the message is empty.", hint="give -m TEXT or pipe text in")
+        raise EmptyMessage("There is nothing to send: the message is empty.",
+                           hint="give -m TEXT or pipe text in")
     return asyncio.run(_one_shot(settings, user, text, args.json))
 
 
@@ -325,5 +326,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (edgechat ... | head): not an error worth a traceback.
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's flush quiet
+            sys.stdout = open(os.devnull, "w")  # keeps the interpreter's last flush quiet
         return 1
