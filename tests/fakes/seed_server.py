@@ -81,6 +81,7 @@ class Scripted:
     size: int | None = None  # a body of this many bytes, generated as it is sent (huge answers)
     process: bool = False  # store the turn even though the answer is not the normal one
     model_error: str | None = None  # the model call fails with this text (the seed's 500)
+    reply: str | None = None  # the model's reply this time, instead of the deterministic one
     route: str = "/api/chat"
     method: str = "POST"
 
@@ -396,7 +397,8 @@ class SeedServer:
                                "details": f"AI request failed: {model_error}"})
             return
         with self._lock:
-            reply = seed_reply(message, history)
+            reply = answer.reply if answer is not None and answer.reply is not None else (
+                seed_reply(message, history))
             history.append({"role": "assistant", "content": reply})
             count = len(history)
         normal = js_json({"message": reply, "messageCount": count})
