@@ -1,0 +1,92 @@
+"""The command line: usage errors, config subcommands, exit codes (no network needed)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_TOKEN, run_cli
+
+
+def test_version(isolated_env):
+    result = run_cli(["--version"], isolated_env)
+    assert result.returncode == 0 and result.stdout.startswith("edgechat ")
+
+
+def test_help_lists_commands(isolated_env):
+    result = run_cli(["--help"], isolated_env)
+    assert result.returncode == 0
+    for word in ("--user", "--remote", "-m", "config", "history", "users", "reset"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize("user", ["../etc", "a/b", "", ".hidden", "a b", "x" * 65, "a\x01b", "con"])
+def test_bad_user_id_is_refused_before_any_file_is_touched(isolated_env, user):
+    result = run_cli(["--user", user, "-m", "hello"], isolated_env)
+    assert result.returncode == 2
+    assert "user id" in result.stderr and "Traceback" not in result.stderr
+    assert not Path(isolated_env["EDGECHAT_DATA_DIR"]).exists()
+
+
+def test_unknown_flag_is_a_usage_error(isolated_env):
+    result = run_cli(["--frobnicate"], isolated_env)
+    assert result.returncode == 2 and "error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_credentials_is_a_clear_error(isolated_env):
+    result = run_cli(["-m", "hello"], isolated_env)
+    assert result.returncode == 2
+    assert "CLOUDFLARE_API_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_message_is_refused(isolated_env):
+    result = run_cli(["-m", "   \n"], isolated_env)
+    assert result.returncode == 2 and "nothing to send" in result.stderr
+
+
+def test_config_set_show_unset(isolated_env):
+    path = Path(isolated_env["EDGECHAT_CONFIG"])
+    assert run_cli(["config", "set", "api_token", TEST_TOKEN], isolated_env).returncode == 0
+    assert run_cli(["config", "set", "max_tokens", "512"], isolated_env).returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    show = run_cli(["config", "show"], isolated_env)
+    assert show.returncode == 0
+    assert TEST_TOKEN not in show.stdout + show.stderr
+    assert "api_token" in show.stdout and "hidden" in show.stdout
+    assert "max_tokens" in show.stdout and "512  [file]" in show.stdout
+    env = dict(isolated_env, EDGECHAT_MAX_TOKENS="300")
+    assert "300  [env EDGECHAT_MAX_TOKENS]" in run_cli(["config", "show"], env).stdout
+    assert run_cli(["config", "unset", "max_tokens"], isolated_env).returncode == 0
+    assert "2048  [default]" in run_cli(["config", "show"], isolated_env).stdout
+
+
+def test_config_set_refuses_bad_key_and_value_leaving_file_untouched(isolated_env):
+    path = Path(isolated_env["EDGECHAT_CONFIG"])
+    run_cli(["config", "set", "model", "@cf/a/b"], isolated_env)
+    before = path.read_bytes()
+    bad_key = run_cli(["config", "set", "modle", "x"], isolated_env)
+    bad_value = run_cli(["config", "set", "max_tokens", "many"], isolated_env)
+    assert bad_key.returncode == 2 and "Unknown setting" in bad_key.stderr
+    assert bad_value.returncode == 2 and "max_tokens" in bad_value.stderr
+    assert path.read_bytes() == before
+
+
+def test_malformed_config_file_is_reported_without_traceback(isolated_env):
+    path = Path(isolated_env["EDGECHAT_CONFIG"])
+    path.parent.mkdir(parents=True)
+    path.write_text("model = \n")
+    result = run_cli(["config", "show"], isolated_env)
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "line 1" in result.stderr and "Traceback" not in result.stderr
+    assert path.read_text() == "model = \n"
+
+
+def test_history_users_reset_on_empty_data_dir(isolated_env):
+    assert run_cli(["users"], isolated_env).returncode == 0
+    history = run_cli(["history", "--user", "alice", "--format", "json"], isolated_env)
+    assert history.returncode == 0 and '"userId": "alice"' in history.stdout
+    reset = run_cli(["reset", "--user", "alice"], isolated_env)
+    assert reset.returncode == 0 and "no conversation" in reset.stdout
