@@ -101,7 +101,7 @@ def test_interrupt_keeps_the_partial_reply_marked_stopped(env, fake):
             received += chunk
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     stored = HistoryStore(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default").load()
     assert stored[-1].stopped
