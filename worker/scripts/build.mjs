@@ -1,0 +1,49 @@
+// Bundles the Worker for the offline tests and records the Miniflare options its wrangler config
+// implies (compatibility date, vars, the Durable Object binding with SQLite storage), so tests run
+// what `wrangler deploy` would ship, configured as wrangler.jsonc says.
+//
+// Usage: node scripts/build.mjs   (writes dist/index.js and dist/worker-options.json)
+
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+export const WORKER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const DIST = join(WORKER_DIR, "dist");
+export const BUNDLE = join(DIST, "index.js");
+export const OPTIONS = join(DIST, "worker-options.json");
+
+/** Bundles src/ and writes the worker options; returns their paths. */
+export async function buildWorker() {
+  await mkdir(DIST, { recursive: true });
+  await build({
+    entryPoints: [join(WORKER_DIR, "src", "index.ts")],
+    outfile: BUNDLE,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    external: ["cloudflare:*"],
+    sourcemap: "inline",
+    logLevel: "warning",
+  });
+  // wrangler is imported only here: it is slow to load and chatty, and tests need only the result.
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(WORKER_DIR, "wrangler.jsonc"));
+  const options = {
+    compatibilityDate: workerOptions.compatibilityDate,
+    compatibilityFlags: workerOptions.compatibilityFlags ?? [],
+    bindings: workerOptions.bindings ?? {},
+    durableObjects: workerOptions.durableObjects ?? {},
+    aiBinding: workerOptions.ai?.binding ?? null,
+  };
+  await writeFile(OPTIONS, JSON.stringify(options, null, 2));
+  return { bundle: BUNDLE, options: OPTIONS };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await buildWorker();
+  console.log(`built ${BUNDLE}`);
+}

@@ -1,0 +1,255 @@
+/**
+ * The Durable Object that keeps one user's conversation: one object per user id, found with
+ * `idFromName(userId)`. It answers the Worker over RPC and never sees HTTP.
+ */
+
+import { DurableObject } from "cloudflare:workers";
+import { readSettings, type Env, type Settings } from "./config";
+import { budgetAfterRejection, fitContext, inputBudget, type ChatMessage, type FittedContext } from "./context";
+import { ApiError, asApiError, type ErrorBody } from "./errors";
+import { isContextError, mapModelError, readStreamData, runModel, sseData, streamModel, withTimeout, type Usage } from "./model";
+import { ConversationStore, type StoredMessage } from "./store";
+import { TurnQueue } from "./turnqueue";
+
+export interface ChatReply {
+  ok: true;
+  message: string;
+  messageCount: number;
+  usage?: Usage;
+}
+export interface ChatStream {
+  ok: true;
+  stream: ReadableStream<Uint8Array>;
+}
+export interface Failure {
+  ok: false;
+  error: ErrorBody;
+}
+export interface HistoryAnswer {
+  ok: true;
+  userId: string;
+  messageCount: number;
+  messages: StoredMessage[];
+}
+export interface ResetAnswer {
+  ok: true;
+  messageCount: number;
+  archived: string | null;
+}
+
+/** How often a stream that is waiting on the model sends a comment, so proxies do not time it out. */
+const KEEP_ALIVE_MS = 15_000;
+
+const encoder = new TextEncoder();
+function sseEvent(name: string, data: unknown): Uint8Array {
+  return encoder.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+function failure(err: unknown): Failure {
+  return { ok: false, error: asApiError(err).toBody() };
+}
+
+export class Conversation extends DurableObject<Env> {
+  private readonly store: ConversationStore;
+  private readonly turns = new TurnQueue();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Synchronous SQL: the schema and the current conversation are ready before the first request
+    // (the seed loaded its state asynchronously without blocking, defect 1).
+    this.store = new ConversationStore(ctx.storage);
+  }
+
+  /** One turn, answered whole. Nothing is stored unless the model answers. */
+  async chat(userId: string, message: string): Promise<ChatReply | Failure> {
+    const received = new Date().toISOString();
+    let release: (() => void) | undefined;
+    try {
+      const settings = readSettings(this.env);
+      release = await this.turns.acquire(settings.maxQueuedTurns);
+      this.store.rememberOwner(userId);
+      const reply = await this.withContextRetry(settings, message, (messages) =>
+        runModel(this.env.AI, settings, messages),
+      );
+      const messageCount = this.store.appendTurn(
+        { role: "user", content: message, time: received },
+        { role: "assistant", content: reply.text, time: new Date().toISOString() },
+      );
+      const answer: ChatReply = { ok: true, message: reply.text, messageCount };
+      if (reply.usage) answer.usage = reply.usage;
+      return answer;
+    } catch (err) {
+      return failure(err);
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * One turn, answered as server-sent events (docs/protocol.md, `stream`). Failures before the model
+   * starts answering come back as a Failure, so the Worker can still answer with a status code; later
+   * ones become an `error` event. The turn holds this user's queue until its stream ends.
+   */
+  async chatStream(userId: string, message: string): Promise<ChatStream | Failure> {
+    const received = new Date().toISOString();
+    let release: (() => void) | undefined;
+    let settings: Settings;
+    let modelStream: ReadableStream<Uint8Array>;
+    try {
+      settings = readSettings(this.env);
+      release = await this.turns.acquire(settings.maxQueuedTurns);
+      this.store.rememberOwner(userId);
+      modelStream = await this.withContextRetry(settings, message, (messages) =>
+        streamModel(this.env.AI, settings, messages),
+      );
+    } catch (err) {
+      release?.();
+      return failure(err);
+    }
+    const endTurn = release;
+    const store = this.store;
+    let cancelled = false;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const send = (chunk: Uint8Array): void => {
+          if (!cancelled) controller.enqueue(chunk);
+        };
+        const keepAlive = setInterval(() => send(encoder.encode(": keep-alive\n\n")), KEEP_ALIVE_MS);
+        let text = "";
+        let usage: Usage | undefined;
+        const storeTurn = (stopped: boolean): number =>
+          store.appendTurn(
+            { role: "user", content: message, time: received },
+            { role: "assistant", content: text, time: new Date().toISOString(), stopped },
+          );
+        const pump = async (): Promise<void> => {
+          let failed: ErrorBody | null = null;
+          try {
+            const pieces = sseData(modelStream, (r) => {
+              reader = r;
+              return withTimeout(r.read(), settings.modelTimeoutMs, "the model's stream stalled");
+            });
+            for await (const data of pieces) {
+              if (cancelled) break;
+              const piece = readStreamData(data);
+              if (piece === null) break;
+              if (piece.usage) usage = piece.usage;
+              if (piece.text !== "") {
+                text += piece.text;
+                send(sseEvent("delta", { text: piece.text }));
+              }
+            }
+          } catch (err) {
+            // A client that already left keeps what it saw; otherwise the turn failed and stays unstored.
+            if (!cancelled) failed = mapModelError(err).toBody();
+            void reader?.cancel().catch(() => undefined);
+          }
+          try {
+            if (failed) {
+              send(sseEvent("error", failed));
+            } else {
+              // The client left before the end: keep what it saw, marked stopped, as the protocol allows.
+              const messageCount = storeTurn(cancelled);
+              const done: Record<string, unknown> = { message: text, messageCount };
+              if (usage) done.usage = usage;
+              send(sseEvent("done", done));
+            }
+          } catch (err) {
+            send(sseEvent("error", asApiError(err).toBody()));
+          } finally {
+            clearInterval(keepAlive);
+            endTurn();
+            if (!cancelled) controller.close();
+          }
+        };
+        void pump();
+      },
+      cancel() {
+        cancelled = true;
+        // Stop paying for tokens nobody will read; the pending read then ends and the pump stores the turn.
+        void reader?.cancel().catch(() => undefined);
+      },
+    });
+    return { ok: true, stream };
+  }
+
+  /** The current conversation, oldest first, without the system prompt. */
+  async history(userId: string, limit: number | null): Promise<HistoryAnswer | Failure> {
+    try {
+      return {
+        ok: true,
+        userId: this.store.owner ?? userId,
+        messageCount: this.store.messageCount,
+        messages: this.store.history(limit),
+      };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /**
+   * Starts a new conversation, archiving the old one. It waits its turn like a chat, so a reset never
+   * lands between a turn's model call and its write.
+   */
+  async reset(userId: string): Promise<ResetAnswer | Failure> {
+    let release: (() => void) | undefined;
+    try {
+      release = await this.turns.acquire(readSettings(this.env).maxQueuedTurns);
+      this.store.rememberOwner(userId);
+      const { archived } = this.store.archiveCurrent();
+      return { ok: true, messageCount: 0, archived };
+    } catch (err) {
+      return failure(err);
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * Fits the conversation to the window and calls the model; when the model still finds it too long
+   * (its tokenizer counted more than the estimate), tries once more with a budget scaled by its count.
+   */
+  private async withContextRetry<T>(
+    settings: Settings,
+    message: string,
+    call: (messages: ChatMessage[]) => Promise<T>,
+  ): Promise<T> {
+    const system: ChatMessage = { role: "system", content: settings.systemPrompt };
+    const incoming: ChatMessage = { role: "user", content: message };
+    let budget = inputBudget(settings.contextWindow, settings.maxTokens);
+    const fit = (): FittedContext => {
+      const fitted = fitContext(system, this.store.newestFirst(), incoming, budget);
+      if (fitted === null) {
+        throw new ApiError(
+          "context_too_long",
+          "The message is too long for the model's context window.",
+          `the message needs more than the ${budget} tokens left after the system prompt and a ${settings.maxTokens}-token reply`,
+        );
+      }
+      return fitted;
+    };
+    const first = fit();
+    try {
+      return await call(first.messages);
+    } catch (err) {
+      const mapped = mapModelError(err);
+      if (!isContextError(mapped)) throw mapped;
+      budget = budgetAfterRejection(
+        mapped.details ?? "",
+        first.estimatedTokens,
+        budget,
+        settings.maxTokens,
+        settings.contextWindow,
+      );
+      if (budget >= first.estimatedTokens) throw mapped;
+      const second = fit();
+      try {
+        return await call(second.messages);
+      } catch (again) {
+        throw mapModelError(again);
+      }
+    }
+  }
+}
