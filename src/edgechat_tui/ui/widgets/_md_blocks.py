@@ -1,0 +1,127 @@
+"""Splitting a growing Markdown text into top-level blocks, of which all but the last are final.
+
+A streamed reply only ever grows at its end, and CommonMark decides block structure line by line:
+once a later top-level block has started, the blocks before it can no longer change. So a reply
+can be cut into blocks that are parsed and rendered once, plus an open tail that is re-parsed as
+text arrives. Re-parsing only the tail keeps the cost of a long reply linear in its length.
+
+Two cases need care:
+
+* Only complete lines (ended by a newline) are used to decide what is final: a half-typed last
+  line such as ``***`` may yet become ``***x`` and join the paragraph above it.
+* A GitHub table is recognised from two lines (header and delimiter row), so a paragraph is final
+  only once the line *after* the start of the next block is complete too; until then that next
+  "block" may turn out to continue the paragraph.
+
+Every block's source text is kept exactly, including the blank lines after it, so the blocks
+joined back together are the whole text.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from markdown_it import MarkdownIt
+
+
+def new_parser() -> MarkdownIt:
+    """The Markdown dialect of replies: CommonMark with GitHub tables and strikethrough.
+
+    Raw HTML is off: a reply's ``<div>`` or ``<script>`` is shown as the text it is.
+    """
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def _block_parser() -> MarkdownIt:
+    """The same dialect, stopping after block structure (no inline parsing): enough to split."""
+    return new_parser().disable("inline")
+
+
+def block_start_lines(parser: MarkdownIt, text: str) -> list[int]:
+    """The line numbers where the top-level blocks of ``text`` start, in order."""
+    return [
+        token.map[0]
+        for token in parser.parse(text)
+        if token.level == 0 and token.nesting >= 0 and token.map is not None
+    ]
+
+
+class BlockSplitter:
+    """Cut a text that grows at its end into final top-level blocks and an open tail.
+
+    ``feed`` adds text; ``take_final`` returns the blocks that became final since the last call;
+    ``tail`` is the rest, still open. ``close`` ends the text: every block becomes final.
+    Feeding costs nothing but a string append; the parsing happens in ``take_final``, and only
+    when a line was completed since the previous call, and only over the open tail.
+    """
+
+    def __init__(self) -> None:
+        self._parser = _block_parser()
+        self._tail = ""
+        # Set when the tail gained a newline since it was last split: only then can a block end.
+        self._new_line = False
+        self._closed = False
+
+    @property
+    def tail(self) -> str:
+        """The text after the final blocks; it may still change as text arrives."""
+        return self._tail
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called."""
+        return self._closed
+
+    def feed(self, text: str) -> None:
+        """Add text at the end."""
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        if text:
+            self._tail += text
+            if "\n" in text:
+                self._new_line = True
+
+    def take_final(self) -> list[str]:
+        """Blocks that became final since the previous call, as source text, in order."""
+        if self._closed or not self._new_line:
+            return []
+        self._new_line = False
+        complete_end = self._tail.rfind("\n") + 1
+        lines = self._tail[:complete_end].splitlines(keepends=True)
+        starts = block_start_lines(self._parser, self._tail[:complete_end])
+        # starts[i + 1] begins the block after block i; block i is final when that block's
+        # first two lines are complete, so a table header cannot still turn out to be prose.
+        final_count = 0
+        for index in range(1, len(starts)):
+            if starts[index] + 1 < len(lines):
+                final_count = index
+        if final_count == 0:
+            return []
+        return self._cut(lines, starts[: final_count + 1])
+
+    def close(self) -> list[str]:
+        """End of text: split what is left into blocks, all final, and return them."""
+        if self._closed:
+            return []
+        self._closed = True
+        if not self._tail:
+            return []
+        lines = self._tail.splitlines(keepends=True)
+        starts = block_start_lines(self._parser, self._tail)
+        if not starts:
+            # Only blank lines or link definitions: keep them as one block so no text is lost.
+            blocks, self._tail = [self._tail], ""
+            return blocks
+        return self._cut(lines, [*starts, len(lines)])
+
+    def _cut(self, lines: list[str], bounds: list[int]) -> list[str]:
+        """Move the blocks between consecutive ``bounds`` (line numbers) out of the tail.
+
+        The first block also takes any lines before the first start (leading blank lines),
+        so that the blocks joined are exactly the text that was fed.
+        """
+        bounds = [0, *bounds[1:]]
+        blocks = ["".join(lines[start:end]) for start, end in pairwise(bounds)]
+        consumed = sum(len(block) for block in blocks)
+        self._tail = self._tail[consumed:]
+        return blocks
