@@ -2,7 +2,7 @@
 // implies (compatibility date, vars, the Durable Object binding with SQLite storage), so tests run
 // what `wrangler deploy` would ship, configured as wrangler.jsonc says.
 //
-// Usage: node scripts/build.mjs   (writes dist/index.js and dist/worker-options.json)
+// Usage: node scripts/build.mjs   (writes dist/index.js, dist/worker-options.json and dist/units.js)
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -13,6 +13,8 @@ export const WORKER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DIST = join(WORKER_DIR, "dist");
 export const BUNDLE = join(DIST, "index.js");
 export const OPTIONS = join(DIST, "worker-options.json");
+/** The Worker's pure modules (no runtime imports), bundled for unit tests in Node. */
+export const UNITS = join(DIST, "units.js");
 
 /** Bundles src/ and writes the worker options; returns their paths. */
 export async function buildWorker() {
@@ -27,6 +29,15 @@ export async function buildWorker() {
     conditions: ["workerd", "worker", "browser"],
     external: ["cloudflare:*"],
     sourcemap: "inline",
+    logLevel: "warning",
+  });
+  await build({
+    entryPoints: [join(WORKER_DIR, "test", "units-entry.ts")],
+    outfile: UNITS,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
     logLevel: "warning",
   });
   // wrangler is imported only here: it is slow to load and chatty, and tests need only the result.

@@ -19,7 +19,8 @@ export const STUB_MODELS = {
  *   token: sets the EDGECHAT_TOKEN secret; vars: extra or overriding vars;
  *   persist: a directory for Durable Object storage (default: in memory);
  *   host, port: listen on a socket (default: no socket; use `fetch` below);
- *   record: a function receiving each model request ({model, inputs, options}); rebuild: bundle first.
+ *   record: a function receiving each model request ({model, inputs, options}) before the stub
+ *     answers it; the stub waits for the promise it returns; rebuild: bundle first.
  * Returns { mf, url, fetch, dispose }; `fetch(path, init)` dispatches to the Worker.
  */
 export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false } = {}) {
@@ -32,7 +33,8 @@ export async function startAgent({ token, vars = {}, persist, host, port, record
   const stubBindings = {};
   if (record) {
     stubBindings.RECORD = async (request) => {
-      record(JSON.parse(await request.text()));
+      // Awaited: a test may hold a model call here until it has seen what it needs.
+      await record(JSON.parse(await request.text()));
       return new Response(null, { status: 204 });
     };
   }

@@ -20,6 +20,10 @@ export const TOKENS_PER_MESSAGE = 8;
 export const WINDOW_MARGIN = 64;
 const BYTES_PER_TOKEN = 3;
 
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
 /** UTF-8 length of `text` without allocating an encoded copy. */
 export function utf8Length(text: string): number {
   let bytes = 0;
@@ -27,11 +31,12 @@ export function utf8Length(text: string): number {
     const unit = text.charCodeAt(i);
     if (unit < 0x80) bytes += 1;
     else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1))) {
       // A surrogate pair is one code point of four bytes.
       bytes += 4;
       i++;
-    } else bytes += 3;
+    } else bytes += 3; // includes a lone surrogate, which encodes as U+FFFD
+
   }
   return bytes;
 }

@@ -1,0 +1,140 @@
+// The seed's contract, answered exactly (docs/protocol.md "The seed contract"), plus the extension
+// details a client relies on: capabilities, stable error codes, user id rules, CORS.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { startAgent } from "../scripts/harness.mjs";
+import { chat, history, post } from "./helpers.mjs";
+
+let agent;
+before(async () => {
+  agent = await startAgent();
+});
+after(async () => {
+  await agent?.dispose();
+});
+
+describe("health", () => {
+  it("answers the seed's keys and the capabilities", async () => {
+    const res = await agent.fetch("/");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("Content-Type"), "application/json");
+    const body = await res.json();
+    assert.equal(body.status, "ok");
+    assert.equal(typeof body.service, "string");
+    assert.ok(!Number.isNaN(Date.parse(body.timestamp)), body.timestamp);
+    assert.equal(body.protocol, 1);
+    assert.deepEqual(body.capabilities, ["stream", "history", "reset"]);
+    assert.equal(body.auth, false);
+    assert.equal(body.model, "@cf/meta/llama-3.3-70b-instruct-fp8-fast");
+  });
+});
+
+describe("CORS", () => {
+  it("answers a preflight with 204 and the seed's headers, naming the origin", async () => {
+    const res = await agent.fetch("/api/chat", {
+      method: "OPTIONS",
+      headers: { Origin: "https://chat.example", "Access-Control-Request-Method": "POST" },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("Access-Control-Allow-Origin"), "https://chat.example");
+    assert.equal(res.headers.get("Access-Control-Allow-Methods"), "GET, POST, OPTIONS");
+    assert.match(res.headers.get("Access-Control-Allow-Headers"), /Content-Type/);
+    assert.match(res.headers.get("Access-Control-Allow-Headers"), /Authorization/);
+    assert.equal(res.headers.get("Access-Control-Max-Age"), "86400");
+  });
+
+  it("puts the CORS headers on every answer, errors included", async () => {
+    for (const res of [await agent.fetch("/"), await agent.fetch("/nowhere"), await post(agent, "/api/chat", "{")]) {
+      assert.equal(res.headers.get("Access-Control-Allow-Origin"), "*");
+      await res.arrayBuffer();
+    }
+  });
+});
+
+describe("chat", () => {
+  it("answers {message, messageCount} and counts 2 per turn, without the system prompt", async () => {
+    const first = await chat(agent, "contract-count", "hello");
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get("Content-Type"), "application/json");
+    assert.equal(typeof first.body.message, "string");
+    assert.equal(first.body.messageCount, 2);
+    const second = await chat(agent, "contract-count", "again");
+    assert.equal(second.body.messageCount, 4);
+  });
+
+  it("treats a missing or empty userId as default-user, as the seed does", async () => {
+    const missing = await post(agent, "/api/chat", { message: "no id" });
+    assert.equal(missing.status, 200);
+    const n = (await missing.json()).messageCount;
+    const empty = await post(agent, "/api/chat", { message: "empty id", userId: "" });
+    assert.equal((await empty.json()).messageCount, n + 2);
+    const stored = await history(agent, "default-user");
+    assert.equal(stored.body.messageCount, n + 2);
+    assert.equal(stored.body.messages.at(-2).content, "empty id");
+  });
+
+  it("accepts a URL built with a doubled slash", async () => {
+    const doubled = `${agent.url.href.replace(/\/$/, "")}//api/chat`;
+    assert.match(doubled, /[^:]\/\/api\/chat$/);
+    const res = await post(agent, doubled, { userId: "slashes", message: "hi" });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).messageCount, 2);
+  });
+
+  it("refuses malformed requests with 400 bad_request and stores nothing", async () => {
+    const cases = [
+      "{not json",
+      "[1, 2]",
+      JSON.stringify({ userId: "malformed" }),
+      JSON.stringify({ userId: "malformed", message: "" }),
+      JSON.stringify({ userId: "malformed", message: 42 }),
+      JSON.stringify({ userId: 7, message: "hi" }),
+    ];
+    for (const body of cases) {
+      const res = await post(agent, "/api/chat", body);
+      assert.equal(res.status, 400, body);
+      const answer = await res.json();
+      assert.equal(answer.code, "bad_request", body);
+      assert.equal(typeof answer.error, "string");
+    }
+    assert.equal((await history(agent, "malformed")).body.messageCount, 0);
+  });
+
+  it("answers unknown routes and methods with 404 not_found", async () => {
+    for (const [method, path] of [["GET", "/api/chat"], ["POST", "/"], ["GET", "/api/nothing"], ["DELETE", "/api/history"]]) {
+      const res = await agent.fetch(path, { method });
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assert.equal((await res.json()).code, "not_found");
+    }
+  });
+});
+
+describe("user ids", () => {
+  // The same cases as the Python client's rules (src/edgechat_tui/userid.py).
+  const valid = ["alice", "a", "A-b_c.d", "x".repeat(64), "_hidden-not", "nul-ish", "console", "com10", "a.b.c"];
+  const invalid = [
+    ".alice", "a..b", "x".repeat(65), "con", "NUL", "com1", "lpt9.txt", "aux.log", "a b", "a/b", "a\\b",
+    "é", "tab\there", "new\nline", "zero\u0000", "a:b",
+  ];
+
+  it("accepts every id the Python client accepts", async () => {
+    for (const id of valid) {
+      const res = await chat(agent, id, "hi");
+      assert.equal(res.status, 200, id);
+    }
+  });
+
+  it("refuses every id the Python client refuses with 400 bad_request, on every route", async () => {
+    for (const id of invalid) {
+      const res = await chat(agent, id, "hi");
+      assert.equal(res.status, 400, JSON.stringify(id));
+      assert.equal(res.body.code, "bad_request");
+      const h = await history(agent, id);
+      assert.equal(h.status, 400, JSON.stringify(id));
+      const r = await post(agent, "/api/reset", { userId: id });
+      assert.equal(r.status, 400, JSON.stringify(id));
+      await r.arrayBuffer();
+    }
+  });
+});

@@ -1,0 +1,7 @@
+// The Worker's pure modules, gathered for the unit tests (bundled to dist/units.js by scripts/build.mjs).
+export * from "../src/context";
+export * from "../src/model";
+export * from "../src/userid";
+export * from "../src/errors";
+export { readSettings } from "../src/config";
+export { TurnQueue } from "../src/turnqueue";
