@@ -79,6 +79,7 @@ class Scripted:
     drop: bool = False  # read the request, then close the connection without answering
     truncate: bool = False  # declare the whole body's length, send half of it, close
     size: int | None = None  # a body of this many bytes, generated as it is sent (huge answers)
+    chunked: bool = False  # send the generated body chunked, without declaring its length
     process: bool = False  # store the turn even though the answer is not the normal one
     model_error: str | None = None  # the model call fails with this text (the seed's 500)
     reply: str | None = None  # the model's reply this time, instead of the deterministic one
@@ -131,6 +132,8 @@ class SeedHandler(BaseHTTPRequestHandler):
     """Parses a request and hands it to the fake; writes answers with the CORS headers on each."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, delayed ACKs add ~40 ms a request.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # tests read results, not logs
@@ -228,16 +231,25 @@ class SeedHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if answer.content_type:
             self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(size))
+        if answer.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(size))
         self.end_headers()
+
+        def write(data: bytes) -> None:
+            self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n" if answer.chunked else data)
+
         head = b'{"messageCount":2,"message":"'
-        self.wfile.write(head[:size])
+        write(head[:size])
         sent = min(len(head), size)
         piece = b"x" * 65536
         while sent < size:
             n = min(len(piece), size - sent)
-            self.wfile.write(piece[:n])
+            write(piece[:n])
             sent += n
+        if answer.chunked:
+            self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def drop_connection(self) -> None:

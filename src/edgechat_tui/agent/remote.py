@@ -38,6 +38,7 @@ import httpx
 from edgechat_tui import __version__
 from edgechat_tui.agent.base import Agent, AgentInfo, Done, Event, Message, Retrying, TextDelta, Usage
 from edgechat_tui.agent.sse import ServerSentEvent, SSEError, SSEParser
+from edgechat_tui.config import Secret
 from edgechat_tui.errors import (
     AuthError,
     BackendError,
@@ -232,7 +233,8 @@ class RemoteAgent(Agent):
             # Not echoed, not even in part: it is a secret.
             raise UsageError("remote_token is empty or holds characters an HTTP header cannot carry.",
                              hint="set it again, without spaces or line breaks")
-        self.__token = token or None
+        # Held in a Secret so that vars(), debuggers and tracebacks with locals do not show it either.
+        self.__token = Secret(token) if token else None
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._read_timeout = timeout
         self._connect_timeout = connect_timeout
@@ -302,7 +304,7 @@ class RemoteAgent(Agent):
     def _headers(self, accept: str, *, auth: bool = True) -> dict[str, str]:
         headers = {"Accept": accept}
         if auth and self.__token:
-            headers["Authorization"] = f"Bearer {self.__token}"
+            headers["Authorization"] = f"Bearer {self.__token.reveal()}"
         return headers
 
     async def aclose(self) -> None:
