@@ -297,8 +297,9 @@ class SeedServer:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__,
-                                        daemon=True)
+        # A short poll interval: close() waits for the serving loop to notice, up to one interval.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
