@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.fakes.workers_ai import (
     DEFAULT_MODEL,
     CutStream,

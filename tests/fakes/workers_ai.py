@@ -305,6 +305,8 @@ class FakeWorkersAI:
         self.token_status = "active"
         #: When False, the right token gets 403 (a token without the Workers AI permissions).
         self.token_has_permission = True
+        #: When True, the token is account-owned: only /accounts/{id}/tokens/verify accepts it.
+        self.token_is_account_owned = False
         #: Builds the answer when the queue is empty. Default: :meth:`echo_reply`.
         self.default_reply: Callable[[ReceivedRequest], ReplyKind] = self.echo_reply
         self.requests: list[ReceivedRequest] = []
@@ -374,6 +376,11 @@ class FakeWorkersAI:
         """Queue answers for the next ``/ai/run`` requests that pass the fake's own checks, in order."""
         with self._lock:
             self._queue.extend(replies)
+
+    def clear_queue(self) -> None:
+        """Drop replies queued but not used (for example after a request that was not retried)."""
+        with self._lock:
+            self._queue.clear()
 
     @property
     def queued(self) -> int:
@@ -463,6 +470,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.fake._track(self.connection, True)
 
+    def handle(self) -> None:
+        # A client that resets an idle keep-alive connection is normal, not a server error.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
@@ -527,8 +539,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, _error_body([(7000, "No route for that URI")]))
             return
         rest = path[len(_API_PREFIX) :]
-        if rest == "/user/tokens/verify" or re.fullmatch(r"/accounts/[^/]+/tokens/verify", rest):
-            self._verify(method, request)
+        if rest == "/user/tokens/verify":
+            self._verify(method, request, account_endpoint=False)
+            return
+        match = re.fullmatch(r"/accounts/([^/]+)/tokens/verify", rest)
+        if match is not None:
+            if match.group(1) != fake.account_id:
+                self._no_route(path)
+            else:
+                self._verify(method, request, account_endpoint=True)
             return
         match = re.fullmatch(r"/accounts/([^/]+)/ai/run/(.+)", rest)
         if match is None:
@@ -580,11 +599,12 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _verify(self, method: str, request: ReceivedRequest) -> None:
+    def _verify(self, method: str, request: ReceivedRequest, *, account_endpoint: bool) -> None:
         if method != "GET":
             self._send_json(400, _error_body([(7001, f"{method} not supported for requested URI.")]))
             return
-        if request.headers.get("authorization", "") != f"Bearer {self.fake.token}":
+        right_endpoint = account_endpoint or not self.fake.token_is_account_owned
+        if request.headers.get("authorization", "") != f"Bearer {self.fake.token}" or not right_endpoint:
             self._send_json(401, _error_body([(1000, "Invalid API Token")]))
             return
         status = self.fake.token_status
