@@ -73,9 +73,11 @@ def test_runtime_errors_are_one_clear_line_and_exit_1(env, fake, reply, words):
         fake.enqueue(reply)
     result = run_cli(["-m", "hi", "--json"], env)
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr and result.stderr.startswith("edgechat: error:")
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("edgechat: error:")]
+    assert len(errors) == 1
     for word in words:
-        assert word.lower() in result.stderr.lower()
+        assert word.lower() in result.stderr.split("edgechat: error:")[1].lower()
     assert fake.token not in result.stderr + result.stdout
     assert HistoryStore(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default").load() == []
 

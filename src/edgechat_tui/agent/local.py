@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 
 from edgechat_tui.agent.base import Agent, AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
@@ -21,8 +22,20 @@ from edgechat_tui.config import Settings
 from edgechat_tui.errors import ContextTooLong, EmptyMessage, MissingCredentials, UsageError
 from edgechat_tui.userid import validate_user_id
 
-# After the service says "context too long" despite our estimate, the next try sends this share.
+# After the service says "context too long" despite our estimate, the next try sends this share
+# (when the service's message does not say what the window really is).
 _SHRINK_ON_OVERFLOW = 0.5
+# "... exceeded this model context window limit (24000)" / "... maximum context length of 8192 tokens"
+_WINDOW_IN_MESSAGE = re.compile(r"context window limit \((\d+)\)|maximum context length of (\d+)")
+
+
+def window_from_error(message: str) -> int | None:
+    """The context window a "context too long" error names, if it names one."""
+    match = _WINDOW_IN_MESSAGE.search(message)
+    if not match:
+        return None
+    window = int(match.group(1) or match.group(2))
+    return window if window >= 256 else None
 
 
 def session_affinity_id(account_id: str, user: str) -> str:
@@ -74,6 +87,8 @@ class LocalAgent(Agent):
         self._store = store or HistoryStore(settings.data_dir, self._user, warn=warn)
         self._loaded = False
         self._busy = False
+        # The window the service itself reported, when it refused a context our table allowed.
+        self._learned_window: int | None = None
         #: The turn saved when the last reply was stopped (cancelled) by the user, for the UI.
         self.stopped_turn: Done | None = None
 
@@ -115,6 +130,8 @@ class LocalAgent(Agent):
 
     def _budget(self, shrink: float = 1.0) -> Budget:
         window = context_window_for(self._model, self._settings.context_window)
+        if self._learned_window:
+            window = min(window, self._learned_window)
         return Budget(window=window, max_tokens=self._settings.max_tokens, shrink=shrink)
 
     async def context_preview(self, next_text: str = "") -> ContextInfo | None:
@@ -163,11 +180,14 @@ class LocalAgent(Agent):
                         count = self._store.append_turn(user_message, reply)
                         yield Done(message=reply, message_count=count, usage=event.usage, context=context)
                         return
-            except ContextTooLong:
+            except ContextTooLong as error:
                 # Our estimate let through what the service refused: send less, once. There is
                 # nothing to lose: no text arrived, and nothing was stored.
                 if shrink < 1.0 or parts or context.messages_sent == 0:
                     raise
+                learned = window_from_error(error.message)
+                if learned and learned < context.window:
+                    self._learned_window = learned
                 shrink = _SHRINK_ON_OVERFLOW
                 continue
             except (asyncio.CancelledError, GeneratorExit):
