@@ -1,0 +1,1 @@
+"""Screens of the edgechat TUI: the chat, first-run setup, help, and confirmations."""

@@ -1,0 +1,145 @@
+"""Slash commands: what the input box understands besides messages, and how they complete.
+
+Pure Python (no Textual), so the parsing and completion rules are tested on their own. A line that
+begins with ``/`` is a command; one that begins with ``//`` is a message that begins with ``/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+ArgKind = Literal["none", "optional", "required"]
+
+
+@dataclass(frozen=True, slots=True)
+class SlashCommand:
+    """One command: its name, how it is written, what it does, and whether it takes an argument."""
+
+    name: str
+    usage: str
+    summary: str
+    arg: ArgKind = "none"
+
+
+SLASH_COMMANDS: tuple[SlashCommand, ...] = (
+    SlashCommand("help", "/help", "list the commands and keys"),
+    SlashCommand("clear", "/clear", "archive this conversation and start a new one (asks first)"),
+    SlashCommand("user", "/user NAME", "switch to another profile", "required"),
+    SlashCommand("model", "/model [ID]", "show the model, or use another for this session", "optional"),
+    SlashCommand("system", "/system [TEXT]", "show the system prompt, or set it for this session",
+                 "optional"),
+    SlashCommand("export", "/export [PATH]", "save the conversation as Markdown (.json: as JSON)",
+                 "optional"),
+    SlashCommand("copy", "/copy", "copy the last reply to the clipboard"),
+    SlashCommand("retry", "/retry", "send the message that failed again"),
+    SlashCommand("theme", "/theme [NAME]", "show the colour theme, or change it (saved)", "optional"),
+    SlashCommand("quit", "/quit", "leave edgechat"),
+)
+_BY_NAME = {command.name: command for command in SLASH_COMMANDS}
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A command line as typed: the command (None when unknown), the name given, and the argument."""
+
+    command: SlashCommand | None
+    name: str
+    arg: str
+
+
+def parse_slash(text: str) -> Invocation | None:
+    """The command in ``text``, or None when ``text`` is a message.
+
+    Leading and trailing blanks are ignored; the argument is the rest of the text after the name,
+    stripped (so ``/system`` text may hold several lines).
+    """
+    stripped = text.strip()
+    if not stripped.startswith("/") or stripped.startswith("//"):
+        return None
+    head, _, rest = stripped[1:].partition(" ")
+    name, _, more = head.partition("\n")
+    arg = (more + (" " + rest if rest else "")).strip() if more else rest.strip()
+    return Invocation(_BY_NAME.get(name.lower()), name, arg)
+
+
+def message_text(text: str) -> str:
+    """The message to send for ``text``: a leading ``//`` stands for a literal ``/``."""
+    stripped = text.lstrip()
+    return stripped[1:] if stripped.startswith("//") else text
+
+
+def find_command(name: str) -> SlashCommand | None:
+    return _BY_NAME.get(name.lower().lstrip("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A completion: what the list shows, what replaces the input, and a short description."""
+
+    label: str
+    replacement: str
+    summary: str = ""
+    #: Accepting it should run it at once (a command that takes no argument).
+    complete: bool = False
+
+
+def suggest(
+    text: str,
+    *,
+    themes: Iterable[str] = (),
+    models: Iterable[str] = (),
+    limit: int = 12,
+) -> list[Suggestion]:
+    """Completions for a partly typed command line; empty when ``text`` is not one.
+
+    ``/mo`` suggests ``/model``; ``/theme dr`` suggests the theme names that contain ``dr``;
+    ``/model @cf/me`` suggests known model ids.
+    """
+    if "\n" in text or not text.startswith("/") or text.startswith("//"):
+        return []
+    head, space, partial = text[1:].partition(" ")
+    if not space:
+        prefix = head.lower()
+        return [
+            Suggestion(
+                label=command.usage,
+                replacement=f"/{command.name}" + ("" if command.arg == "none" else " "),
+                summary=command.summary,
+                complete=command.arg == "none",
+            )
+            for command in SLASH_COMMANDS
+            if command.name.startswith(prefix)
+        ][:limit]
+    command = find_command(head)
+    if command is None:
+        return []
+    candidates: Sequence[str]
+    if command.name == "theme":
+        candidates = sorted(themes)
+    elif command.name == "model":
+        candidates = sorted(models)
+    else:
+        return []
+    needle = partial.strip().lower()
+    matches = [name for name in candidates if needle in name.lower() and name != partial.strip()]
+    # Names that start with what was typed come first.
+    matches.sort(key=lambda name: (not name.lower().startswith(needle), name))
+    return [
+        Suggestion(label=name, replacement=f"/{command.name} {name}", complete=True)
+        for name in matches[:limit]
+    ]
+
+
+def invocation_problem(invocation: Invocation) -> tuple[str, str] | None:
+    """Why a command line cannot run, as (message, hint); None when it can."""
+    command = invocation.command
+    if command is None:
+        return (f"Unknown command /{invocation.name}.",
+                "type /help for the list; to send a message that begins with /, start it with //")
+    if command.arg == "required" and not invocation.arg:
+        return f"/{command.name} needs an argument.", f"use it as: {command.usage}"
+    if command.arg == "none" and invocation.arg:
+        return f"/{command.name} takes no argument.", f"use it as: {command.usage}"
+    return None
