@@ -150,3 +150,12 @@ def test_every_option_has_help_and_parses_its_default():
         assert option.help
         if option.default is not None:
             assert option.parse(option.default) == option.default
+
+
+def test_a_token_file_readable_by_others_is_warned_about(cfg):
+    update_config_file(cfg, {"api_token": "tok-secret"})
+    assert load_settings(config_path=cfg, env={}).warnings == ()
+    cfg.chmod(0o644)
+    warnings = load_settings(config_path=cfg, env={}).warnings
+    assert any("chmod 600" in w for w in warnings)
+    assert not any("tok-secret" in w for w in warnings)

@@ -285,6 +285,12 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
         except ValueError as exc:
             raise ConfigError(f"Config file {where}: '{key}' {exc}.",
                               hint=f"fix it, or run: edgechat config set {key} VALUE") from None
+    if any(OPTIONS[key].secret for key in values):
+        with contextlib.suppress(OSError):
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                warnings.append(f"{path} holds a token and others can read it (mode {mode:o}): "
+                                f"run chmod 600 {path}")
     return values, warnings
 
 
