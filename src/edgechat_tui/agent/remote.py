@@ -309,6 +309,21 @@ class RemoteAgent(Agent):
             headers["Authorization"] = f"Bearer {self.__token.reveal()}"
         return headers
 
+    def _redact(self, text: str) -> str:
+        """``text`` with the token masked: a server may echo what it was sent into its error text."""
+        return text.replace(self.__token.reveal(), "********") if self.__token else text
+
+    @contextlib.contextmanager
+    def _redacting(self) -> Iterator[None]:
+        """Mask the token in any error raised inside, before anyone prints it."""
+        try:
+            yield
+        except EdgechatError as error:
+            error.message = self._redact(error.message)
+            error.hint = self._redact(error.hint) if error.hint else error.hint
+            error.args = (error.message, *error.args[1:])
+            raise
+
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
@@ -318,6 +333,10 @@ class RemoteAgent(Agent):
 
     async def check(self) -> str:
         """GET the base URL; learn what the server offers. Raises when it is not a healthy agent."""
+        with self._redacting():
+            return self._redact(await self._check())
+
+    async def _check(self) -> str:
         url = self._endpoint.url("/")
         turn = _Turn(Message(role="user", content=""))
         with _mapped_errors(self, turn, url, purpose="health"):
@@ -350,6 +369,10 @@ class RemoteAgent(Agent):
 
     async def history(self) -> list[Message] | None:
         """The stored conversation when the agent shares it; None when it does not (the seed's)."""
+        with self._redacting():
+            return await self._history()
+
+    async def _history(self) -> list[Message] | None:
         if "history" not in (await self._capabilities()).names:
             return None
         url = self._endpoint.url("/api/history")
@@ -378,6 +401,10 @@ class RemoteAgent(Agent):
 
     async def reset(self) -> str | None:
         """Start a new conversation on the server; NotSupported where the agent has no reset."""
+        with self._redacting():
+            return await self._reset()
+
+    async def _reset(self) -> str | None:
         if "reset" not in (await self._capabilities()).names:
             raise NotSupported("/clear is not available on this agent.",
                                hint="it does not offer a reset: the conversation goes on")
@@ -409,9 +436,10 @@ class RemoteAgent(Agent):
         self.stopped_turn = None
         turn = _Turn(Message(role="user", content=text))
         try:
-            async with contextlib.aclosing(self._turn(turn)) as events:
-                async for event in events:
-                    yield event
+            with self._redacting():
+                async with contextlib.aclosing(self._turn(turn)) as events:
+                    async for event in events:
+                        yield event
         except (asyncio.CancelledError, GeneratorExit):
             # The user stopped the reply: keep what arrived, marked stopped. The server may have
             # stored the turn too (whole or as it was), which is its business.
@@ -432,7 +460,8 @@ class RemoteAgent(Agent):
                 wait = self._retry_wait(exc, attempt)
                 if wait is None or turn.parts or attempt == attempts:
                     raise
-                yield Retrying(attempt=attempt, max_attempts=attempts, wait=wait, reason=exc.message)
+                reason = self._redact(exc.message)
+                yield Retrying(attempt=attempt, max_attempts=attempts, wait=wait, reason=reason)
                 await asyncio.sleep(wait)
 
     def _retry_wait(self, exc: BackendError, attempt: int) -> float | None:
