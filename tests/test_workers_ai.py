@@ -524,3 +524,25 @@ def test_gateway_base_takes_the_model_directly():
     base = "https://gateway.ai.cloudflare.com/v1/acc/my-gw/workers-ai"
     gateway = WorkersAIClient(account_id="acc", api_token="t", api_base=base + "/")
     assert gateway.run_url(DEFAULT_MODEL) == f"{base}/{DEFAULT_MODEL}"
+
+
+def test_tls_settings_are_built_once_and_plain_http_loads_no_ca_bundle():
+    from edgechat_tui.agent.workers_ai import _tls_context
+
+    assert _tls_context("https://api.cloudflare.com/client/v4") is _tls_context("https://example.test/x")
+    assert _tls_context("http://127.0.0.1:1/client/v4").cert_store_stats()["x509_ca"] == 0
+
+
+async def test_a_stream_request_answered_with_whole_json(fake, client):
+    """Some models cannot stream on /ai/run and answer a stream request with the JSON envelope."""
+    envelope = '{"result": {"response": "whole answer", "usage": {"total_tokens": 9}}, "success": true}'
+    fake.enqueue(ErrorReply(200, body=envelope, content_type="application/json"))
+    events = await collect(client, stream=True)
+    assert events == [TextDelta("whole answer"), Completion("whole answer", Usage(total_tokens=9))]
+
+
+async def test_an_error_envelope_with_status_200_is_still_an_error(fake, client):
+    envelope = '{"result": null, "success": false, "errors": [{"code": 5007, "message": "No such model"}]}'
+    fake.enqueue(ErrorReply(200, body=envelope, content_type="application/json"))
+    with pytest.raises(ModelNotFound):
+        await collect(client, stream=False)

@@ -39,6 +39,8 @@ import email.utils
 import json
 import random
 import re
+import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -92,6 +94,26 @@ _MODEL_HINT = (
 )
 
 
+_tls_lock = threading.Lock()
+_shared_tls: ssl.SSLContext | None = None
+
+
+def _tls_context(api_base: str) -> ssl.SSLContext:
+    """The TLS settings for ``api_base``: httpx's defaults, built once per process.
+
+    Loading the CA bundle costs a noticeable part of a one-shot run, so every client shares one
+    context. A plain-HTTP base (a loopback test server, a local proxy) gets a strict context with no
+    trust anchors instead: no TLS happens there, and should it ever, verification fails closed.
+    """
+    global _shared_tls
+    if urlsplit(api_base).scheme == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with _tls_lock:
+        if _shared_tls is None:
+            _shared_tls = httpx.create_ssl_context()
+        return _shared_tls
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """The reply is complete: its whole ``text`` (untrusted: sanitise before display) and usage."""
@@ -128,6 +150,7 @@ class WorkersAIClient:
         self._random = random.Random()
         self._http = httpx.AsyncClient(
             transport=transport,
+            verify=_tls_context(self.api_base) if transport is None else True,
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                                   pool=connect_timeout),
             headers={"User-Agent": f"edgechat/{__version__}"},
