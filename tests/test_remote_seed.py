@@ -331,15 +331,20 @@ async def test_a_refused_connection_that_comes_back_succeeds(seed: SeedServer) -
 
 
 async def test_a_name_that_does_not_resolve() -> None:
-    async with RemoteAgent("http://edgechat-no-such-agent.invalid/team", "alice", max_retries=1,
-                           retry_delay=0.01) as agent:
+    events: list[Event] = []
+    async with RemoteAgent("http://edgechat-no-such-agent.invalid/team", "alice", retry_delay=0.01) as agent:
         with pytest.raises(ConnectionFailed) as caught:
-            await turn(agent, "hello")
+            async for event in agent.send("hello"):
+                events.append(event)
         with pytest.raises(ConnectionFailed) as health:
             await agent.check()
-    assert caught.value.code == "dns" and caught.value.reached_server is False
-    assert "'edgechat-no-such-agent.invalid' does not resolve" in caught.value.message
-    assert health.value.code == "dns"
+    assert caught.value.reached_server is False and "not sent" in (caught.value.hint or "")
+    assert "'edgechat-no-such-agent.invalid'" in caught.value.message
+    if caught.value.code == "dns":  # the resolver said the name does not exist: no point in asking again
+        assert "does not resolve" in caught.value.message and events == []
+    else:  # a resolver that cannot answer at all (no network) fails temporarily: worth a few tries
+        assert caught.value.code == "dns_temporary" and len(events) == 3
+    assert health.value.code == caught.value.code
 
 
 async def test_a_second_message_while_one_is_coming_is_refused(seed: SeedServer) -> None:

@@ -467,7 +467,9 @@ class RemoteAgent(Agent):
     def _retry_wait(self, exc: BackendError, attempt: int) -> float | None:
         """How long to wait before sending again, or None when sending again could duplicate the turn."""
         if isinstance(exc, ConnectionFailed):
-            if exc.reached_server or exc.code not in ("refused", "dns"):
+            # A name that does not exist will not exist in a second either: only a resolver's
+            # temporary failure and a refused connection (a server restarting) are worth another try.
+            if exc.reached_server or exc.code not in ("refused", "dns_temporary"):
                 return None
             retry_after = None
         elif isinstance(exc, RateLimited):
@@ -751,6 +753,7 @@ def _mapped_errors(agent: RemoteAgent, turn: _Turn, url: str, *, purpose: str) -
         reason = _connect_failure(exc)
         messages = {
             "dns": f"The agent's host name {_host_of(host)!r} does not resolve.",
+            "dns_temporary": f"The agent's host name {_host_of(host)!r} could not be resolved just now.",
             "refused": f"{host} refused the connection: no agent is listening there.",
             "tls": f"A secure connection to {host} failed: {_shown(_root(exc), 160)}.",
         }
@@ -792,7 +795,8 @@ def _mapped_errors(agent: RemoteAgent, turn: _Turn, url: str, *, purpose: str) -
 
 
 def _connect_failure(exc: BaseException) -> str:
-    """Why a connection failed: "dns", "refused", "tls" or "unreachable", read from the cause chain."""
+    """Why a connection failed, read from the cause chain: "dns" (no such name), "dns_temporary" (the
+    resolver failed), "refused", "tls" or "unreachable"."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
     while pending:
@@ -801,7 +805,7 @@ def _connect_failure(exc: BaseException) -> str:
             continue
         seen.add(id(current))
         if isinstance(current, socket.gaierror):
-            return "dns"
+            return "dns_temporary" if current.errno == socket.EAI_AGAIN else "dns"
         if isinstance(current, ConnectionRefusedError):
             return "refused"
         if isinstance(current, ssl.SSLError):
