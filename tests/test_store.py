@@ -153,6 +153,19 @@ def test_a_turn_is_a_user_message_then_a_reply(data_dir: Path) -> None:
     assert not data_dir.exists()
 
 
+def test_temp_files_left_by_a_killed_process_are_tidied(data_dir: Path) -> None:
+    data_dir.mkdir()
+    stale = data_dir / "alice.jsonl.4242-0123abcd.tmp"
+    stale.write_bytes(encode_header("alice") + encode_turn(*turn(9)))
+    others = [data_dir / "alice.jsonl.5.jsonl.4242-0123abcd.tmp", data_dir / "alice.jsonl.notes.tmp"]
+    for path in others:
+        path.write_text("not ours")
+    store_for(data_dir).append_turn(*turn(1))
+    assert not stale.exists()
+    assert all(path.read_text() == "not ours" for path in others)
+    assert store_for(data_dir).load() == flat(turn(1))
+
+
 # --- Reading and sharing ---------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import time
@@ -313,7 +314,7 @@ def _acquire(fd: int, operation: int, lock_path: Path, timeout: float) -> None:
                 hint="close other edgechat sessions for this user, or end the one that is stuck",
             )
         time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 2, 0.005)
 
 
 # --- The store ------------------------------------------------------------------------------------
@@ -569,6 +570,8 @@ class HistoryStore:
         self._end = self._size = len(content)
 
     def _write_temp(self, content: bytes) -> Path:
+        """Write ``content`` to a new temp file beside the history, durably, for an atomic rename."""
+        self._remove_stale_temps()
         tmp = self.data_dir / f"{self.user}{HISTORY_SUFFIX}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -583,6 +586,21 @@ class HistoryStore:
             raise _storage_error(exc, "write", tmp) from exc
         os.close(fd)
         return tmp
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temp files that a killed process left behind.
+
+        Temp files are written only under the exclusive lock, which the caller holds, so any that exist
+        belong to a process that died before renaming it. Each held a new file whose first turn was
+        never reported saved, or a repaired copy of a file that was kept aside: nothing is lost.
+        """
+        pattern = re.compile(re.escape(f"{self.user}{HISTORY_SUFFIX}.") + r"\d+-[0-9a-f]{8}\.tmp")
+        try:
+            stale = [entry.path for entry in os.scandir(self.data_dir) if pattern.fullmatch(entry.name)]
+        except OSError:
+            return  # only tidying: the write that follows reports any real problem
+        for path in stale:
+            _unlink_quietly(Path(path))
 
     def _cut_tail(self, fd: int) -> None:
         """Cut the torn last line off (so the next record is not glued to it), keeping its bytes."""
