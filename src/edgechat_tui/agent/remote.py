@@ -78,6 +78,7 @@ MAX_RETRY_WAIT = 60.0
 _CHAT_ACCEPT = "text/event-stream, application/json"
 _TOKEN_HINT = "check remote_token (or EDGECHAT_REMOTE_TOKEN)"
 _URL_HINT = "check the --remote URL: it is the agent's base, such as https://host or https://host/prefix"
+_MAY_HAVE_STORED_PART = "the agent may have stored the turn, whole or in part: check before sending it again"
 _MAY_HAVE_ANSWERED = "the agent may still have stored your message and its reply: check before sending again"
 
 
@@ -195,14 +196,20 @@ class Capabilities:
 
 
 @dataclass
-class _Turn:
-    """One turn in progress: the text shown so far, and whether it completed (and was kept)."""
+class _Exchange:
+    """How far a request got, for the error that ends it: did an answer start, did text arrive."""
 
-    user_message: Message
-    parts: list[str] = field(default_factory=list)
+    answered: bool = False  # response headers arrived: the request certainly reached the server
+    parts: list[str] = field(default_factory=list)  # the reply's text shown so far
+
+
+@dataclass
+class _Turn(_Exchange):
+    """A chat turn in progress: the user's message, and whether the turn completed (and was kept)."""
+
+    user_message: Message = field(default_factory=lambda: Message(role="user", content=""))
     chars: int = 0
     completed: bool = False
-    answered: bool = False  # response headers arrived: the request certainly reached the server
 
 
 class RemoteAgent(Agent):
@@ -219,7 +226,7 @@ class RemoteAgent(Agent):
         url: str,
         user: str,
         *,
-        token: str | None = None,
+        token: str | Secret | None = None,
         timeout: float = 120.0,
         connect_timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -229,6 +236,8 @@ class RemoteAgent(Agent):
     ) -> None:
         self._user = validate_user_id(user)
         self._endpoint = parse_endpoint(url)
+        if isinstance(token, Secret):
+            token = token.reveal()
         if token is not None and (not token.strip() or any(ch.isspace() or ord(ch) < 32 or ord(ch) > 126
                                                            for ch in token)):
             # Not echoed, not even in part: it is a secret.
@@ -338,8 +347,8 @@ class RemoteAgent(Agent):
 
     async def _check(self) -> str:
         url = self._endpoint.url("/")
-        turn = _Turn(Message(role="user", content=""))
-        with _mapped_errors(self, turn, url, purpose="health"):
+        turn = _Exchange()
+        with self._transport_errors(turn):
             headers = self._headers("application/json", auth=False)  # the health check never needs a token
             async with self._http().stream("GET", url, headers=headers) as response:
                 turn.answered = True
@@ -376,8 +385,8 @@ class RemoteAgent(Agent):
         if "history" not in (await self._capabilities()).names:
             return None
         url = self._endpoint.url("/api/history")
-        turn = _Turn(Message(role="user", content=""))
-        with _mapped_errors(self, turn, url, purpose="history"):
+        turn = _Exchange()
+        with self._transport_errors(turn):
             async with self._http().stream("GET", url, params={"userId": self._user},
                                            headers=self._headers("application/json")) as response:
                 turn.answered = True
@@ -409,8 +418,8 @@ class RemoteAgent(Agent):
             raise NotSupported("/clear is not available on this agent.",
                                hint="it does not offer a reset: the conversation goes on")
         url = self._endpoint.url("/api/reset")
-        turn = _Turn(Message(role="user", content=""))
-        with _mapped_errors(self, turn, url, purpose="reset"):
+        turn = _Exchange()
+        with self._transport_errors(turn):
             async with self._http().stream("POST", url, json={"userId": self._user},
                                            headers=self._headers("application/json")) as response:
                 turn.answered = True
@@ -420,6 +429,8 @@ class RemoteAgent(Agent):
         data = _json_object(body)
         if data is None:
             raise ProtocolError(f"The agent's reset answer is not JSON: {_describe_body(response, body)}.")
+        if data.get("ok") is False:
+            raise BackendError("The agent did not start a new conversation.", status=response.status_code)
         self._turns.clear()
         self._last_count = 0
         archived = data.get("archived")
@@ -434,7 +445,7 @@ class RemoteAgent(Agent):
             raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
         self._busy = True
         self.stopped_turn = None
-        turn = _Turn(Message(role="user", content=text))
+        turn = _Turn(user_message=Message(role="user", content=text))
         try:
             with self._redacting():
                 async with contextlib.aclosing(self._turn(turn)) as events:
@@ -496,7 +507,7 @@ class RemoteAgent(Agent):
         url = self._endpoint.url("/api/chat")
         turn.answered = False
         body = {"message": turn.user_message.content, "userId": self._user}
-        with _mapped_errors(self, turn, url, purpose="chat"):
+        with self._transport_errors(turn, chat=True):
             async with self._http().stream("POST", url, json=body, headers=self._headers(_CHAT_ACCEPT)) \
                     as response:
                 turn.answered = True
@@ -548,12 +559,12 @@ class RemoteAgent(Agent):
                 yield self._complete(turn, reply, data.get("messageCount"), usage)
                 return
             elif name == "error":
-                raise self._error_from_event(data, turn)
+                raise self._error_from_event(data)
             # Unknown event names are ignored, as the protocol says.
         raise ProtocolError(
             "The reply stream ended before the agent said it was done." if turn.parts
             else "The reply stream ended without a reply.",
-            hint="the agent may have stored the turn, whole or in part: check before sending it again",
+            hint=_MAY_HAVE_STORED_PART,
         )
 
     def _complete(self, turn: _Turn, reply: str, count: Any, usage: Usage | None) -> Done:
@@ -581,6 +592,63 @@ class RemoteAgent(Agent):
 
     # --- failures -----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transport_errors(self, turn: _Exchange, *, chat: bool = False) -> Iterator[None]:
+        """Turn httpx's transport failures inside into the typed errors users read."""
+        host = self._endpoint.shown
+        try:
+            yield
+        except httpx.ConnectTimeout:
+            raise ConnectionFailed(
+                f"Could not connect to {host} within {self._connect_timeout:g} s.",
+                hint=("your message was not sent; " if chat else "") + "check the URL and your network",
+                code="connect_timeout", reached_server=False) from None
+        except httpx.ConnectError as exc:
+            reason = _connect_failure(exc)
+            messages = {
+                "dns": f"The agent's host name {_host_of(host)!r} does not resolve.",
+                "dns_temporary": f"The agent's host name {_host_of(host)!r} could not be resolved just now.",
+                "refused": f"{host} refused the connection: no agent is listening there.",
+                "tls": f"A secure connection to {host} failed: {_shown(_root(exc), 160)}.",
+            }
+            raise ConnectionFailed(
+                messages.get(reason, f"Could not connect to {host}: {_shown(_root(exc), 160)}."),
+                hint=("your message was not sent; " if chat else "") + "check --remote and your network",
+                code=reason, reached_server=False) from None
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ReadTimeout) and turn.parts:
+                raise RequestTimeout(
+                    f"The agent stopped sending for {self._read_timeout:g} s; the reply is incomplete.",
+                    hint=_MAY_HAVE_ANSWERED, code="timeout") from None
+            if chat:
+                raise RequestTimeout(
+                    f"No answer from the agent within {self._read_timeout:g} s.",
+                    hint=f"{_MAY_HAVE_ANSWERED}; a slow model may need a longer remote_timeout",
+                    code="timeout", may_have_answered=not isinstance(exc, httpx.PoolTimeout)) from None
+            raise RequestTimeout(f"No answer from {host} within {self._read_timeout:g} s.",
+                                 hint="try again later", code="timeout") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError):
+            if not turn.answered:
+                raise ConnectionFailed(
+                    f"The connection to {host} was lost before the agent answered.",
+                    hint=_MAY_HAVE_ANSWERED if chat else "try again", code="lost",
+                    reached_server=True) from None
+            if chat:
+                raise ProtocolError(
+                    "The connection was lost in the middle of the agent's reply." if turn.parts
+                    else "The connection was lost while the agent's answer arrived.",
+                    hint=_MAY_HAVE_STORED_PART) from None
+            raise ProtocolError(f"The connection was lost while {host} answered.", hint="try again") from None
+        except httpx.DecodingError as exc:
+            raise ProtocolError(f"The agent's answer could not be decoded: {_shown(str(exc), 120)}.",
+                                hint=_MAY_HAVE_ANSWERED if chat else None) from None
+        except httpx.TooManyRedirects:
+            raise BackendError(f"{host} redirects in a loop.", hint=_URL_HINT) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise UsageError(f"The remote URL cannot be used: {_shown(str(exc), 120)}.",
+                             hint=_URL_HINT) from None
+
+
     async def _error_from(self, response: httpx.Response, url: str) -> EdgechatError:
         """The typed error for a failed answer, read (at most MAX_ERROR_BYTES of it) and mapped."""
         try:
@@ -590,7 +658,7 @@ class RemoteAgent(Agent):
         return error_from_answer(response.status_code, response.headers, body, url,
                                  has_token=self.__token is not None)
 
-    def _error_from_event(self, data: dict[str, Any], turn: _Turn) -> EdgechatError:
+    def _error_from_event(self, data: dict[str, Any]) -> EdgechatError:
         """An ``error`` event: mapped like an answer with the status its code stands for."""
         code = data.get("code")
         status = _STATUS_OF_CODE.get(code, 500) if isinstance(code, str) else 500
@@ -735,63 +803,6 @@ def _retry_after(headers: httpx.Headers, data: dict[str, Any] | None) -> float |
         if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
             return float(seconds)
     return None
-
-
-@contextlib.contextmanager
-def _mapped_errors(agent: RemoteAgent, turn: _Turn, url: str, *, purpose: str) -> Iterator[None]:
-    """Turn httpx's transport failures into the typed errors users read."""
-    host = agent.endpoint.shown
-    chat = purpose == "chat"
-    try:
-        yield
-    except httpx.ConnectTimeout:
-        raise ConnectionFailed(
-            f"Could not connect to {host} within {agent._connect_timeout:g} s.",
-            hint=("your message was not sent; " if chat else "") + "check the URL and your network",
-            code="connect_timeout", reached_server=False) from None
-    except httpx.ConnectError as exc:
-        reason = _connect_failure(exc)
-        messages = {
-            "dns": f"The agent's host name {_host_of(host)!r} does not resolve.",
-            "dns_temporary": f"The agent's host name {_host_of(host)!r} could not be resolved just now.",
-            "refused": f"{host} refused the connection: no agent is listening there.",
-            "tls": f"A secure connection to {host} failed: {_shown(_root(exc), 160)}.",
-        }
-        raise ConnectionFailed(
-            messages.get(reason, f"Could not connect to {host}: {_shown(_root(exc), 160)}."),
-            hint=("your message was not sent; " if chat else "") + "check the --remote URL and your network",
-            code=reason, reached_server=False) from None
-    except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ReadTimeout) and turn.parts:
-            raise RequestTimeout(
-                f"The agent stopped sending for {agent._read_timeout:g} s; the reply is incomplete.",
-                hint=_MAY_HAVE_ANSWERED, code="timeout") from None
-        if chat:
-            raise RequestTimeout(
-                f"No answer from the agent within {agent._read_timeout:g} s.",
-                hint=f"{_MAY_HAVE_ANSWERED}; a slow model may need a longer remote_timeout",
-                code="timeout", may_have_answered=not isinstance(exc, httpx.PoolTimeout)) from None
-        raise RequestTimeout(f"No answer from {host} within {agent._read_timeout:g} s.",
-                             hint="try again later", code="timeout") from None
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError):
-        if not turn.answered:
-            raise ConnectionFailed(
-                f"The connection to {host} was lost before the agent answered.",
-                hint=_MAY_HAVE_ANSWERED if chat else "try again", code="lost", reached_server=True) from None
-        if chat:
-            raise ProtocolError(
-                "The connection was lost in the middle of the agent's reply." if turn.parts
-                else "The connection was lost while the agent's answer arrived.",
-                hint="the agent may have stored the turn, whole or in part: check before sending it again",
-            ) from None
-        raise ProtocolError(f"The connection was lost while {host} answered.", hint="try again") from None
-    except httpx.DecodingError as exc:
-        raise ProtocolError(f"The agent's answer could not be decoded: {_shown(str(exc), 120)}.",
-                            hint=_MAY_HAVE_ANSWERED if chat else None) from None
-    except httpx.TooManyRedirects:
-        raise BackendError(f"{host} redirects in a loop.", hint=_URL_HINT) from None
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise UsageError(f"The remote URL cannot be used: {_shown(str(exc), 120)}.", hint=_URL_HINT) from None
 
 
 def _connect_failure(exc: BaseException) -> str:
