@@ -20,6 +20,8 @@ export interface ChatReply {
 export interface ChatStream {
   ok: true;
   stream: ReadableStream<Uint8Array>;
+  /** Names the turn for `stopTurn`, which the Worker calls when its client hangs up. */
+  turnId: string;
 }
 export interface Failure {
   ok: false;
@@ -52,6 +54,8 @@ function failure(err: unknown): Failure {
 export class Conversation extends DurableObject<Env> {
   private readonly store: ConversationStore;
   private readonly turns = new TurnQueue();
+  /** Streamed turns in progress, by turn id: each entry stops its turn as if its client had left. */
+  private readonly liveStreams = new Map<string, () => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,10 +110,22 @@ export class Conversation extends DurableObject<Env> {
       release?.();
       return failure(err);
     }
-    const endTurn = release;
     const store = this.store;
+    const liveStreams = this.liveStreams;
+    const turnId = crypto.randomUUID();
+    const endTurn = (): void => {
+      liveStreams.delete(turnId);
+      release?.();
+    };
     let cancelled = false;
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const stop = (): void => {
+      if (cancelled) return;
+      cancelled = true;
+      // Stop paying for tokens nobody will read; the pending read then ends and the pump stores the turn.
+      void reader?.cancel().catch(() => undefined);
+    };
+    liveStreams.set(turnId, stop);
 
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -167,12 +183,22 @@ export class Conversation extends DurableObject<Env> {
         void pump();
       },
       cancel() {
-        cancelled = true;
-        // Stop paying for tokens nobody will read; the pending read then ends and the pump stores the turn.
-        void reader?.cancel().catch(() => undefined);
+        stop();
       },
     });
-    return { ok: true, stream };
+    return { ok: true, stream, turnId };
+  }
+
+  /**
+   * Stops a streamed turn whose client has gone: what was generated so far is stored, marked stopped.
+   * The Worker calls it because a hang-up does not reach a stream that crossed the RPC boundary.
+   * Returns whether the turn was still running.
+   */
+  async stopTurn(turnId: string): Promise<boolean> {
+    const stop = this.liveStreams.get(turnId);
+    if (!stop) return false;
+    stop();
+    return true;
   }
 
   /** The current conversation, oldest first, without the system prompt. */

@@ -96,7 +96,7 @@ function conversationOf(env: Env, userId: string): DurableObjectStub<import("./c
   return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(userId));
 }
 
-async function handleChat(request: Request, env: Env): Promise<Response> {
+async function handleChat(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const body = await readJsonBody(request);
   if (body instanceof ApiError) return errorResponse(request, body.toBody());
   const userId = resolveUserId(body.userId);
@@ -109,6 +109,12 @@ async function handleChat(request: Request, env: Env): Promise<Response> {
   if (wantsStream(request)) {
     const outcome = await conversation.chatStream(userId, message);
     if (isFailure(outcome)) return errorResponse(request, outcome.error);
+    // A client hanging up aborts the request's signal (compatibility flag enable_request_signal) but
+    // does not cancel a stream that came over RPC, so the object is told explicitly.
+    const { turnId } = outcome;
+    request.signal.addEventListener("abort", () => {
+      ctx.waitUntil(conversation.stopTurn(turnId).then(() => undefined, () => undefined));
+    });
     return new Response(outcome.stream, {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",
@@ -162,7 +168,7 @@ function health(request: Request, env: Env): Response {
   });
 }
 
-async function route(request: Request, env: Env): Promise<Response> {
+async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
   // "https://host/" + "/api/chat" is a common way to build a URL; accept it rather than answer 404.
   const pathname = url.pathname.replace(/\/{2,}/g, "/").replace(/(.)\/$/, "$1");
@@ -177,16 +183,16 @@ async function route(request: Request, env: Env): Promise<Response> {
   if (token !== null && !(await isAuthorized(request, token))) {
     return fail(request, "unauthorized", "A valid bearer token is required.", "send Authorization: Bearer <token>");
   }
-  if (method === "POST" && pathname === "/api/chat") return handleChat(request, env);
+  if (method === "POST" && pathname === "/api/chat") return handleChat(request, env, ctx);
   if (method === "GET" && pathname === "/api/history") return handleHistory(request, env, url);
   if (method === "POST" && pathname === "/api/reset") return handleReset(request, env);
   return fail(request, "not_found", "Not Found", `${method} ${pathname} is not a route of this agent`);
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     try {
-      return await route(request, env);
+      return await route(request, env, ctx);
     } catch (err) {
       console.error("unhandled error", err instanceof Error ? err.stack ?? err.message : String(err));
       return fail(request, "internal", "Internal server error");
