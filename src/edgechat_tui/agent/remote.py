@@ -76,7 +76,7 @@ MAX_SHOWN_CHARS = 300
 MAX_RETRY_WAIT = 60.0
 
 _CHAT_ACCEPT = "text/event-stream, application/json"
-_TOKEN_HINT = "check remote_token (or EDGECHAT_REMOTE_TOKEN)"
+_TOKEN_HINT = "check remote_token, or EDGECHAT_REMOTE_TOKEN"
 _URL_HINT = "check the --remote URL: it is the agent's base, such as https://host or https://host/prefix"
 _MAY_HAVE_STORED_PART = "the agent may have stored the turn, whole or in part: check before sending it again"
 _MAY_HAVE_ANSWERED = "the agent may still have stored your message and its reply: check before sending again"
@@ -698,26 +698,26 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
 
     if code == "unauthorized" or status in (401, 403):
         if has_token:
-            return AuthError(f"The agent refused the token ({status}{with_said}).", hint=_TOKEN_HINT, **kw)
-        return AuthError(f"The agent needs a token ({status}{with_said}).",
-                         hint="set remote_token (or EDGECHAT_REMOTE_TOKEN)", **kw)
+            return AuthError(f"The agent refused the token ({status}){with_said}.", hint=_TOKEN_HINT, **kw)
+        return AuthError(f"The agent needs a token ({status}){with_said}.",
+                         hint="set remote_token, or EDGECHAT_REMOTE_TOKEN", **kw)
     if code == "not_found" or status == 404:
         hint = _URL_HINT
         if "/api/chat/api/" in url or url.endswith("/api/chat/"):
             hint = "leave /api/chat out of the --remote URL: give the agent's base URL"
         return NotFound(f"No agent endpoint at {url} (404).", hint=hint, **kw)
     if code == "context_too_long" or status == 413:
-        return ContextTooLong(f"The message is too long for the agent ({status}{with_said}).",
+        return ContextTooLong(f"The message is too long for the agent ({status}){with_said}.",
                               hint="shorten it, or start a new conversation", **kw)
     if code == "quota_exceeded":
-        return QuotaExceeded(f"The agent's model allocation is used up ({status}{with_said}).",
+        return QuotaExceeded(f"The agent's model allocation is used up ({status}){with_said}.",
                              hint="try again tomorrow, or ask the agent's operator", **kw)
     if code == "rate_limited" or status == 429:
         wait = f"try again in {retry_after:g} s" if retry_after is not None else "try again in a moment"
-        return RateLimited(f"The agent is busy ({status}{with_said}).", hint=wait, retry_after=retry_after,
+        return RateLimited(f"The agent is busy ({status}){with_said}.", hint=wait, retry_after=retry_after,
                            **kw)
     if code == "bad_request" or status == 400:
-        return BadRequest(f"The agent rejected the request ({status}{with_said}).", **kw)
+        return BadRequest(f"The agent rejected the request ({status}){with_said}.", **kw)
     if 300 <= status < 400:
         location = headers.get("location")
         where = f" to {_shown(location, 200)}" if location else ""
@@ -725,12 +725,12 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
                             hint="use the URL it redirects to as --remote", **kw)
     if status >= 500 or code in ("model_unavailable", "internal"):
         if code == "model_unavailable":
-            message, hint = f"The agent's model failed ({status}{with_said}).", "try again later"
+            message, hint = f"The agent's model failed ({status}){with_said}.", "try again later"
         elif _looks_like_html(headers, body):
-            message = f"The agent or a proxy before it failed ({status}{with_said})."
+            message = f"The agent or a proxy before it failed ({status}){with_said}."
             hint = "try again later; if it persists, check the --remote URL"
         else:
-            message = f"The agent failed to answer ({status}{with_said})."
+            message = f"The agent failed to answer ({status}){with_said}."
             hint = "try again later" if status != 500 else (
                 "try again later; the agent may have kept your message without a reply")
         return ServerError(message, hint=hint, retry_after=retry_after, **kw)
@@ -741,8 +741,10 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
 def _what_it_said(data: dict[str, Any] | None, content_type: str, body: bytes) -> str:
     """The server's own words about a failure: error and details, a page's title, or plain text."""
     if data is not None:
-        error, details = data.get("error"), data.get("details")
-        words = [_shown(w) for w in (error, details) if isinstance(w, str) and w.strip()]
+        words = [_shown(w).rstrip(". ") for w in (data.get("error"), data.get("details"))
+                 if isinstance(w, str) and w.strip()]
+        if len(words) == 2 and words[0] in words[1]:
+            words = words[1:]  # details that repeat the error, with a code in front ("3040: Capacity...")
         return ": ".join(words)
     if _looks_like_html(content_type, body):
         title = _html_title(body)
