@@ -10,25 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 from pygments.lexer import Lexer
-from pygments.lexers import get_lexer_by_name
 from pygments.token import _TokenType
-from pygments.util import ClassNotFound
 from rich.cells import cell_len
 from rich.segment import Segment
 from textual.content import Content, Span
 from textual.strip import Strip
 from textual.style import Style
 
+from edgechat_tui.ui.widgets import _md_lexers
+from edgechat_tui.ui.widgets._md_lexers import TAB_SIZE
+
 BULLETS = ("• ", "◦ ", "▪ ", "‣ ")
 QUOTE_BAR = "▌ "
 CODE_PAD = 1  # columns of background either side of code
-TAB_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -106,22 +105,8 @@ def resolve_code_theme(
     return resolved
 
 
-@lru_cache(maxsize=64)
-def _lexer(language: str) -> Lexer | None:
-    """A Pygments lexer for a fence's language, or None to show the code plainly."""
-    if not language:
-        return None
-    try:
-        return get_lexer_by_name(language, stripnl=False, ensurenl=False, tabsize=TAB_SIZE)
-    except ClassNotFound:
-        return None
-
-
-def highlight(code: str, language: str, tokens: Mapping[_TokenType, Style]) -> Content:
-    """Code as Content with syntax colours; unknown languages come back uncoloured."""
-    lexer = _lexer(language.lower())
-    if lexer is None:
-        return Content(code)
+def highlight(code: str, lexer: Lexer, tokens: Mapping[_TokenType, Style]) -> Content:
+    """Code as Content with syntax colours from ``tokens`` (Pygments token type → style)."""
     spans: list[Span] = []
     position = 0
     for token_type, value in lexer.get_tokens(code):
@@ -218,11 +203,23 @@ def _line_strip(line: Content, base: Style) -> Strip:
 class BlockRenderer:
     """Renders Markdown block sources to Strips for one width and palette."""
 
-    def __init__(self, parser: MarkdownIt, palette: Palette, width: int) -> None:
+    def __init__(
+        self, parser: MarkdownIt, palette: Palette, width: int, *, wait_for_lexers: bool = False
+    ) -> None:
         self.parser = parser
         self.palette = palette
         self.width = max(width, 1)
         self._blank_style = palette.base.rich_style
+        self.wait_for_lexers = wait_for_lexers
+        self.missing_lexers: set[str] = set()
+        """Languages of code shown uncoloured because their lexer was not loaded yet."""
+
+    def _lexer(self, language: str) -> Lexer | None:
+        if self.wait_for_lexers:
+            return _md_lexers.load(language)
+        if not _md_lexers.is_loaded(language):
+            self.missing_lexers.add(_md_lexers.normalise(language))
+        return _md_lexers.cached(language)
 
     def render_source(self, source: str, env: dict | None = None) -> list[Strip]:
         """Render the top-level block(s) in ``source``; ``env`` carries link definitions."""
@@ -316,7 +313,8 @@ class BlockRenderer:
         panel_style = panel.rich_style
         language = node.info.split(maxsplit=1)[0] if node.info.strip() else ""
         code = node.content[:-1] if node.content.endswith("\n") else node.content
-        content = highlight(code, language, palette.code_tokens) if language else Content(code)
+        lexer = self._lexer(language) if language else None
+        content = highlight(code, lexer, palette.code_tokens) if lexer is not None else Content(code)
         inner = max(width - 2 * CODE_PAD, 1)
         pad = Segment(" " * CODE_PAD, panel_style)
         lines = [self._panel_line([], width, panel_style, label=language)]

@@ -17,6 +17,8 @@ chunks) and never meets a markup parser. Links are shown as text with their URL;
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from time import monotonic
 from typing import ClassVar
 
@@ -27,8 +29,10 @@ from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.sanitize import StreamSanitizer
+from edgechat_tui.ui.widgets import _md_lexers
 from edgechat_tui.ui.widgets._md_blocks import BlockSplitter, new_parser
-from edgechat_tui.ui.widgets._md_render import BlockRenderer, Palette, resolve_code_theme
+from edgechat_tui.ui.widgets._md_document import RenderedDocument
+from edgechat_tui.ui.widgets._md_render import Palette, resolve_code_theme
 
 
 class ReplyMarkdown(Widget):
@@ -104,8 +108,9 @@ class ReplyMarkdown(Widget):
         "reply--table-header",
     }
 
-    UPDATE_INTERVAL: ClassVar[float] = 1 / 60
-    """Least time between two renders of a streaming reply (one frame at Textual's 60 fps)."""
+    UPDATE_INTERVAL: ClassVar[float] = 1 / 30
+    """Least time between two renders of a streaming reply. 30 a second reads as smooth, and
+    leaves time between frames for keys: each render costs a layout and a repaint of the screen."""
 
     def __init__(
         self,
@@ -119,21 +124,13 @@ class ReplyMarkdown(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self._sanitizer = StreamSanitizer()
         self._splitter = BlockSplitter()
-        self._parser = new_parser()
+        self._document = RenderedDocument(new_parser())
         self._parts: list[str] = []
         self._text_cache: str | None = ""
-        # Final blocks: their source, and their lines at the current width and palette.
-        self._sources: list[str] = []
-        self._rendered_blocks = 0
-        self._lines: list[Strip] = []
-        self._env: dict = {}
-        self._tail_lines: list[Strip] = []
-        self._tail_dirty = False
-        self._width = 0
-        self._palette: Palette | None = None
         self._palette_stale = True
         self._update_pending = False
         self._next_update = 0.0
+        self._loading_lexers: set[str] = set()
         self._final = False
         self._add(text)
         if final:
@@ -167,14 +164,19 @@ class ReplyMarkdown(Widget):
             return
         self._final = True
         self._add(self._sanitizer.flush())
-        self._sources.extend(self._splitter.close())
-        self._tail_dirty = True
+        self._document.add_final(self._splitter.close())
+        self._document.set_tail("")
         if self.is_mounted:
             self._update()
 
     def rendered_lines(self) -> list[Strip]:
         """All lines as last rendered (final blocks and the open tail), for tests and tools."""
-        return [*self._lines, *self._tail_separated()]
+        return self._document.lines()
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing is waiting to be rendered (no update due, no lexer loading)."""
+        return not self._update_pending and not self._loading_lexers
 
     # -- text intake ----------------------------------------------------------------------------
 
@@ -186,7 +188,6 @@ class ReplyMarkdown(Widget):
         self._parts.append(safe)
         self._text_cache = None
         self._splitter.feed(safe)
-        self._tail_dirty = True
         return True
 
     def _schedule_update(self) -> None:
@@ -201,27 +202,59 @@ class ReplyMarkdown(Widget):
             self.call_later(self._update)
 
     def on_mount(self) -> None:
-        if self._tail_dirty:
-            self._schedule_update()
+        self._schedule_update()
+
+    def _take_text(self) -> None:
+        """Move what became final from the splitter to the document, and give it the tail."""
+        if not self._final:
+            self._document.add_final(self._splitter.take_final())
+            self._document.set_tail(self._splitter.tail)
 
     def _update(self) -> None:
-        """Take the blocks that became final, re-render the tail, and refresh what changed."""
+        """Render what arrived since the last update, and refresh the lines that changed."""
         self._update_pending = False
         started = monotonic()
-        if not self._final:
-            self._sources.extend(self._splitter.take_final())
-        old_height = len(self._lines) + len(self._tail_separated())
-        first_changed = len(self._lines)
-        if self._width:
-            self._render_pending()
-        new_height = len(self._lines) + len(self._tail_separated())
-        if new_height != old_height or not self._width:
-            self.refresh(layout=True)
+        self._take_text()
+        document = self._document
+        if document.width and not self._palette_stale:
+            old_height = document.height
+            first_changed = document.render()
+            self._refresh_from(first_changed, old_height)
+            self._load_missing_lexers()
         else:
-            # Same height: only the lines from the first new block onwards changed.
-            self.refresh(Region(0, first_changed, self.size.width, new_height - first_changed))
+            self.refresh(layout=True)
         # Rendering slower than a frame stretches the interval, keeping the app responsive.
         self._next_update = monotonic() + max(self.UPDATE_INTERVAL, 2 * (monotonic() - started))
+
+    def _refresh_from(self, first_changed: int, old_height: int) -> None:
+        """Repaint lines from ``first_changed`` on; lay out again only if the height changed.
+
+        Lines above ``first_changed`` keep their place and content, so Textual's own cache of
+        them stays valid: a frame costs the changed lines, not the whole reply on screen.
+        """
+        height = self._document.height
+        end = max(height, old_height)
+        region = Region(0, first_changed, max(self.size.width, 1), max(end - first_changed, 1))
+        self.refresh(region, layout=height != old_height)
+
+    # -- code colours ---------------------------------------------------------------------------
+
+    def _load_missing_lexers(self) -> None:
+        for language in self._document.missing_lexers - self._loading_lexers:
+            self._loading_lexers.add(language)
+            self.run_worker(self._load_lexer(language), group="reply-lexers")
+
+    async def _load_lexer(self, language: str) -> None:
+        try:
+            await asyncio.to_thread(_md_lexers.load, language)
+        finally:
+            self._loading_lexers.discard(language)
+        if _md_lexers.cached(language) is None:
+            return  # unknown language: the code stays uncoloured, as rendered
+        old_height = self._document.height
+        first_changed = self._document.relex(language)
+        if first_changed is not None:
+            self._refresh_from(first_changed, old_height)
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -231,8 +264,15 @@ class ReplyMarkdown(Widget):
         super().notify_style_update()
 
     def _build_palette(self) -> Palette:
+        base = self.visual_style
+
         def style(name: str) -> Style:
-            return self.get_visual_style(name, partial=True)
+            # The full style, so "auto" colours are worked out against this widget's background;
+            # that background itself is dropped, or it would hide the code panel's under it.
+            resolved = self.get_visual_style(name)
+            if resolved.background == base.background:
+                resolved = replace(resolved, background=None)
+            return resolved
 
         app = self.app
         if app.native_ansi_color:
@@ -240,7 +280,7 @@ class ReplyMarkdown(Widget):
         else:
             code_theme = HighlightTheme
         return Palette(
-            base=self.visual_style,
+            base=base,
             headings=(
                 style("reply--h1"),
                 style("reply--h2"),
@@ -264,70 +304,33 @@ class ReplyMarkdown(Widget):
         )
 
     def _ensure_layout(self, width: int) -> None:
-        """Make the kept lines match ``width`` and the current palette, re-rendering if not."""
+        """Bring the lines up to date for ``width`` and the current palette."""
         width = max(width, 1)
+        document = self._document
         if self._palette_stale:
             self._palette_stale = False
             palette = self._build_palette()
-            if palette != self._palette:
-                self._palette = palette
-                self._width = 0
-        if width != self._width:
-            self._width = width
-            self._lines = []
-            self._env = {}
-            self._rendered_blocks = 0
-            self._tail_dirty = True
-        self._render_pending()
-
-    def _render_pending(self) -> None:
-        """Render the final blocks not yet rendered, and the tail if its text changed."""
-        if self._palette is None:
-            return
-        renderer = BlockRenderer(self._parser, self._palette, self._width)
-        lines = self._lines
-        for source in self._sources[self._rendered_blocks :]:
-            block = renderer.render_source(source, self._env)
-            if block:
-                if lines:
-                    lines.append(Strip([]))
-                lines.extend(block)
-        self._rendered_blocks = len(self._sources)
-        if self._tail_dirty:
-            self._tail_dirty = False
-            tail = self._splitter.tail if not self._splitter.closed else ""
-            if tail.strip():
-                # The tail sees the link definitions made so far, but may not add to them.
-                env = {"references": dict(self._env.get("references", {}))}
-                self._tail_lines = renderer.render_source(tail, env)
-            else:
-                self._tail_lines = []
-
-    def _tail_separated(self) -> list[Strip]:
-        """The tail's lines, with the blank line that parts it from the final blocks."""
-        if self._tail_lines and self._lines:
-            return [Strip([]), *self._tail_lines]
-        return self._tail_lines
+            if palette != document.palette:
+                document.reset(width, palette)
+        if width != document.width and document.palette is not None:
+            document.reset(width, document.palette)
+        self._take_text()
+        document.render()
+        self._load_missing_lexers()
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return container.width
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         self._ensure_layout(width)
-        return len(self._lines) + len(self._tail_separated())
+        return self._document.height
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
         if width <= 0:
             return Strip([])
-        if width != self._width or self._palette_stale:
+        document = self._document
+        if width != document.width or self._palette_stale:
             self._ensure_layout(width)
-        lines = self._lines
-        if y < len(lines):
-            strip = lines[y]
-        else:
-            tail = self._tail_separated()
-            index = y - len(lines)
-            strip = tail[index] if 0 <= index < len(tail) else Strip([])
-        base = self._palette.base.rich_style if self._palette is not None else None
-        return strip.crop_extend(0, width, base)
+        base = document.palette.base.rich_style if document.palette is not None else None
+        return document.line(y).crop_extend(0, width, base)
