@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from textual.app import App
@@ -22,8 +22,17 @@ from edgechat_tui.agent.base import Agent
 from edgechat_tui.config import Settings, update_config_file
 from edgechat_tui.errors import EdgechatError, MissingCredentials
 from edgechat_tui.sanitize import sanitize
-from edgechat_tui.ui.palette import ChatCommands
 from edgechat_tui.ui.screens.chat import ChatScreen
+
+if TYPE_CHECKING:
+    from textual.command import Provider
+
+
+def _chat_commands() -> type[Provider]:
+    # The palette's module (and Textual's) loads when the palette first opens, not at start-up.
+    from edgechat_tui.ui.palette import ChatCommands
+
+    return ChatCommands
 
 
 def _create_agent(settings: Settings, user: str, warn: Callable[[str], None]) -> Agent:
@@ -40,7 +49,7 @@ class EdgechatApp(App[None]):
     """
 
     TITLE = "edgechat"
-    COMMANDS = App.COMMANDS | {ChatCommands}
+    COMMANDS = App.COMMANDS | {_chat_commands}
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "quit", "Quit", priority=True)]
     CSS = """
     Screen { background: $background; }

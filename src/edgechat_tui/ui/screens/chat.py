@@ -212,7 +212,6 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area is not self._prompt:
             return
-        self._prompt.remove_class("-refused")
         if self._preview_timer is not None:
             self._preview_timer.stop()
         if self.agent is not None and self.turn is None:
@@ -257,8 +256,8 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         return True
 
     def _refuse(self, reason: str) -> None:
-        self._prompt.add_class("-refused")
-        self._status.set_detail(reason)
+        self._prompt.show_refusal(reason.split(":")[0] + ": wait, or press Esc to stop it"
+                                  if self.turn is not None else reason)
         self.app.bell()
         self.notify(reason, severity="warning", markup=False, timeout=4)
 
@@ -288,10 +287,10 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             self._stopped(turn)
             raise
         except EdgechatError as error:
-            self._failed(turn, error.message, error.hint)
+            await self._failed(turn, error.message, error.hint)
         except Exception as error:  # a bug: show it in the pane rather than lose the text
             self.log.error("turn failed", repr(error))
-            self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}",
+            await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}",
                          "this is a bug in edgechat; please report it")
         finally:
             self._end_turn(turn)
@@ -392,22 +391,27 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             self._set_ready(detail="stopped before the reply began: your message is back in the input")
         self.refresh_context()
 
-    def _failed(self, turn: Turn, message: str, hint: str | None) -> None:
+    async def _failed(self, turn: Turn, message: str, hint: str | None) -> None:
         turn.done = True
+        self._flush(turn)
         self._take_back(turn)
         self.failed_text = turn.text
         advice = RESTORED_ADVICE if self._prompt.text == turn.text else KEPT_ADVICE
-        self.call_later(self._log.add, Entry("error", message, hint=hint, advice=advice))
+        # Awaited here (not scheduled) so that the error is in the pane before /retry can run.
+        await self._log.add(Entry("error", message, hint=hint, advice=advice))
         self._status.set_state("failed", "error", detail="nothing was saved · Ctrl+R retries")
         self.refresh_bindings()
 
     def _take_back(self, turn: Turn) -> None:
-        """Remove the turn from the pane and put its text back in the input (if that is empty)."""
+        """Remove the turn from the pane and put its text back in the input (if that is empty).
+
+        Not awaited: this also runs in a cancelled worker, which must not wait on the screen.
+        """
         if turn.reply_entry is not None:
             turn.reply_entry.live = False
-            self.call_later(self._log.remove_entry, turn.reply_entry)
+            self._log.discard_entry(turn.reply_entry)
         if turn.user_entry is not None:
-            self.call_later(self._log.remove_entry, turn.user_entry)
+            self._log.discard_entry(turn.user_entry)
         if not self._prompt.text.strip():
             self._prompt.set_text(turn.text)
 
@@ -418,6 +422,7 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         turn.flush_timer = turn.ticker = None
         if self.turn is turn:
             self.turn = None
+        self._prompt.clear_refusal()
         self.refresh_bindings()
 
     # --- keys ---------------------------------------------------------------------------------

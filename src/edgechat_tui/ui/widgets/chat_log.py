@@ -232,19 +232,27 @@ class ChatLog(VerticalScroll):
         self._update_markers()
         return widget
 
-    async def remove_entry(self, entry: Entry) -> None:
-        """Take an entry out of the conversation (a turn that failed or was stopped before any text)."""
+    def discard_entry(self, entry: Entry) -> None:
+        """Take an entry out of the conversation (a turn that failed or was stopped before any text).
+
+        The entry leaves the list at once; its widget is removed in the background.
+        """
         try:
             index = self.entries.index(entry)
         except ValueError:
             return
-        if self._start <= index < self._end:
-            await self._unmount([entry])
+        in_window = self._start <= index < self._end
+        widget = entry.widget if in_window else None
+        if in_window:
             self._end -= 1
         elif index < self._start:
             self._start -= 1
             self._end -= 1
         del self.entries[index]
+        entry.widget = None
+        entry.live = False
+        if widget is not None:
+            widget.remove()
         self._update_markers()
 
     def scroll_to_latest(self) -> None:

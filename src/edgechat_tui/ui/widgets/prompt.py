@@ -14,6 +14,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from edgechat_tui.ui.slash import Suggestion
@@ -95,7 +96,7 @@ class PromptArea(TextArea):
         background: $surface;
     }
     PromptArea:focus { border: tall $border; }
-    PromptArea.-refused { border: tall $warning; }
+    PromptArea.-refused { border: tall $warning; border-subtitle-color: $text-warning; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -115,8 +116,13 @@ class PromptArea(TextArea):
         def control(self) -> PromptArea:
             return self.prompt
 
-    def __init__(self, *, id: str | None = None, suggestions: CommandSuggestions | None = None,
-                 completer: Callable[[str], list[Suggestion]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        suggestions: CommandSuggestions | None = None,
+        completer: Callable[[str], list[Suggestion]] | None = None,
+    ) -> None:
         super().__init__(
             soft_wrap=True,
             tab_behavior="focus",
@@ -131,6 +137,7 @@ class PromptArea(TextArea):
         self.recall_list: list[str] = []
         self._recall_index: int | None = None
         self._recalled = ""
+        self._refusal_timer: Timer | None = None
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -165,9 +172,7 @@ class PromptArea(TextArea):
             suggestions.close()
             return True
         current = suggestions.current
-        typed = self.text.strip()
-        if (key == "enter" and current is not None and current.replacement.rstrip() != typed
-                and current.replacement.startswith(typed)):
+        if key == "enter" and current is not None and current.replacement.rstrip() != self.text.strip():
             # Enter on a half-typed name takes the highlighted completion (and runs it when complete).
             self.accept_suggestion(submit=True)
             return True
@@ -217,6 +222,21 @@ class PromptArea(TextArea):
         """Replace the text and put the cursor at its end."""
         self.load_text(text)
         self.move_cursor(self.document.end)
+
+    def show_refusal(self, reason: str, seconds: float = 5.0) -> None:
+        """Say under the box why Enter did nothing (the text stays for the user to send later)."""
+        self.add_class("-refused")
+        self.border_subtitle = Content(reason)
+        if self._refusal_timer is not None:
+            self._refusal_timer.stop()
+        self._refusal_timer = self.set_timer(seconds, self.clear_refusal)
+
+    def clear_refusal(self) -> None:
+        if self._refusal_timer is not None:
+            self._refusal_timer.stop()
+            self._refusal_timer = None
+        self.remove_class("-refused")
+        self.border_subtitle = None
 
     def close_suggestions(self) -> None:
         if self.suggestions is not None:
