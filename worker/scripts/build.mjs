@@ -4,6 +4,7 @@
 //
 // Usage: node scripts/build.mjs   (writes dist/index.js, dist/worker-options.json and dist/units.js)
 
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +16,19 @@ export const BUNDLE = join(DIST, "index.js");
 export const OPTIONS = join(DIST, "worker-options.json");
 /** The Worker's pure modules (no runtime imports), bundled for unit tests in Node. */
 export const UNITS = join(DIST, "units.js");
+
+function newestSource() {
+  const files = [join(WORKER_DIR, "wrangler.jsonc"), join(WORKER_DIR, "test", "units-entry.ts")];
+  for (const name of readdirSync(join(WORKER_DIR, "src"), { recursive: true })) files.push(join(WORKER_DIR, "src", name));
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+}
+
+/** Whether the outputs are missing or older than a source: building costs seconds, so skip it when not. */
+export function buildIsStale() {
+  const outputs = [BUNDLE, OPTIONS, UNITS];
+  if (!outputs.every((f) => existsSync(f))) return true;
+  return Math.min(...outputs.map((f) => statSync(f).mtimeMs)) < newestSource();
+}
 
 /** Bundles src/ and writes the worker options; returns their paths. */
 export async function buildWorker() {

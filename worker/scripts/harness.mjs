@@ -2,10 +2,10 @@
 // replaced by testing/ai-stub.js. Shared by the Node tests and by serve-test.mjs, which the Python
 // end-to-end test starts.
 
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { BUNDLE, OPTIONS, WORKER_DIR, buildWorker } from "./build.mjs";
+import { BUNDLE, OPTIONS, WORKER_DIR, buildIsStale, buildWorker } from "./build.mjs";
 
 export const STUB = join(WORKER_DIR, "testing", "ai-stub.js");
 /** Context windows the stub knows, by model id (as Workers AI's catalogue gives them). */
@@ -20,11 +20,12 @@ export const STUB_MODELS = {
  *   persist: a directory for Durable Object storage (default: in memory);
  *   host, port: listen on a socket (default: no socket; use `fetch` below);
  *   record: a function receiving each model request ({model, inputs, options}) before the stub
- *     answers it; the stub waits for the promise it returns; rebuild: bundle first.
+ *     answers it; the stub waits for the promise it returns;
+ *   rebuild: bundle even when dist/ is newer than the sources.
  * Returns { mf, url, fetch, dispose }; `fetch(path, init)` dispatches to the Worker.
  */
 export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false } = {}) {
-  if (rebuild || !existsSync(BUNDLE) || !existsSync(OPTIONS)) await buildWorker();
+  if (rebuild || buildIsStale()) await buildWorker();
   const options = JSON.parse(readFileSync(OPTIONS, "utf8"));
   if (options.aiBinding === null) throw new Error("wrangler.jsonc declares no ai binding");
   const bindings = { ...options.bindings, ...vars };

@@ -23,7 +23,6 @@ const agent = await startAgent({
   port: Number(values.port),
   token: token || undefined,
   persist: values.persist,
-  rebuild: true,
 });
 process.stdout.write(`${JSON.stringify({ url: agent.url.href })}\n`);
 
