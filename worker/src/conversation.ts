@@ -177,7 +177,11 @@ export class Conversation extends DurableObject<Env> {
           } finally {
             clearInterval(keepAlive);
             endTurn();
-            if (!cancelled) controller.close();
+            try {
+              controller.close();
+            } catch {
+              // Already cancelled by its reader: nothing left to close.
+            }
           }
         };
         void pump();
