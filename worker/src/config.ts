@@ -22,6 +22,7 @@ export interface Env {
   MODEL_TIMEOUT_SECONDS?: string | number;
   MAX_QUEUED_TURNS?: string | number;
   EDGECHAT_TOKEN?: string;
+  BASE_PATH?: string;
 }
 
 export const DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";

@@ -8,6 +8,7 @@ import { configuredToken, isAuthorized } from "./auth";
 import { readSettings, type Env } from "./config";
 import type { Failure } from "./conversation";
 import { ApiError, statusOf, type ErrorBody } from "./errors";
+import { routePath } from "./routing";
 import { DEFAULT_USER_ID, USER_ID_RULES, userIdProblem } from "./userid";
 
 // Only handlers may be exported from the entry module: workerd binds every export.
@@ -170,8 +171,7 @@ function health(request: Request, env: Env): Response {
 
 async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
-  // "https://host/" + "/api/chat" is a common way to build a URL; accept it rather than answer 404.
-  const pathname = url.pathname.replace(/\/{2,}/g, "/").replace(/(.)\/$/, "$1");
+  const pathname = routePath(url.pathname, env.BASE_PATH);
   const method = request.method;
   if (method === "OPTIONS") {
     // Preflights carry no credentials by design, so they are answered before the token check.
@@ -186,7 +186,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (method === "POST" && pathname === "/api/chat") return handleChat(request, env, ctx);
   if (method === "GET" && pathname === "/api/history") return handleHistory(request, env, url);
   if (method === "POST" && pathname === "/api/reset") return handleReset(request, env);
-  return fail(request, "not_found", "Not Found", `${method} ${pathname} is not a route of this agent`);
+  return fail(request, "not_found", "Not Found", `${method} ${url.pathname} is not a route of this agent`);
 }
 
 export default {

@@ -138,3 +138,23 @@ describe("user ids", () => {
     }
   });
 });
+
+describe("under a path prefix (BASE_PATH)", () => {
+  it("serves the protocol below the prefix and nothing outside it", async () => {
+    const prefixed = await startAgent({ vars: { BASE_PATH: "/team" } });
+    try {
+      const health = await prefixed.fetch("/team/");
+      assert.equal(health.status, 200);
+      assert.equal((await health.json()).status, "ok");
+      const turn = await chat({ fetch: (path, init) => prefixed.fetch(`/team${path}`, init) }, "prefixed", "hi");
+      assert.equal(turn.body.messageCount, 2);
+      for (const path of ["/", "/api/chat", "/teamwork/api/chat"]) {
+        const res = await prefixed.fetch(path, { method: path === "/" ? "GET" : "POST", body: path === "/" ? undefined : "{}" });
+        assert.equal(res.status, 404, path);
+        await res.arrayBuffer();
+      }
+    } finally {
+      await prefixed.dispose();
+    }
+  });
+});

@@ -5,3 +5,4 @@ export * from "../src/userid";
 export * from "../src/errors";
 export { readSettings } from "../src/config";
 export { TurnQueue } from "../src/turnqueue";
+export { routePath } from "../src/routing";

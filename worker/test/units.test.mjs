@@ -13,6 +13,7 @@ import {
   readResult,
   readSettings,
   readStreamData,
+  routePath,
   sseData,
   userIdProblem,
   utf8Length,
@@ -206,5 +207,18 @@ describe("userIdProblem", () => {
     for (const bad of ["", ".a", "a..b", "x".repeat(65), "con", "Com1.txt", "a b", "a/b", "é"]) {
       assert.notEqual(userIdProblem(bad), null, bad);
     }
+  });
+});
+
+describe("routePath", () => {
+  it("collapses slashes, drops a trailing one and takes off BASE_PATH", () => {
+    assert.equal(routePath("//api/chat", undefined), "/api/chat");
+    assert.equal(routePath("/api/history/", ""), "/api/history");
+    assert.equal(routePath("/", undefined), "/");
+    assert.equal(routePath("/team/api/chat", "/team"), "/api/chat");
+    assert.equal(routePath("/team", "team/"), "/");
+    assert.equal(routePath("/team/", "/team"), "/");
+    assert.equal(routePath("/teamwork/api/chat", "/team"), null);
+    assert.equal(routePath("/api/chat", "/team"), null);
   });
 });
