@@ -5,13 +5,14 @@ once a later top-level block has started, the blocks before it can no longer cha
 can be cut into blocks that are parsed and rendered once, plus an open tail that is re-parsed as
 text arrives. Re-parsing only the tail keeps the cost of a long reply linear in its length.
 
-Two cases need care:
+Two rules keep that sound:
 
-* Only complete lines (ended by a newline) are used to decide what is final: a half-typed last
+* Only complete lines (ended by a newline) are parsed to decide what is final: a half-typed last
   line such as ``***`` may yet become ``***x`` and join the paragraph above it.
-* A GitHub table is recognised from two lines (header and delimiter row), so a paragraph is final
-  only once the line *after* the start of the next block is complete too; until then that next
-  "block" may turn out to continue the paragraph.
+* A block is final only once the line *after* the start of the next block is complete too. With
+  complete lines alone this is not needed for CommonMark or GitHub tables (a table is recognised
+  from its header and delimiter rows, both complete before the split appears), but it costs only
+  one line of delay and guards any construct decided by looking one line ahead.
 
 Every block's source text is kept exactly, including the blank lines after it, so the blocks
 joined back together are the whole text.
@@ -27,9 +28,12 @@ from markdown_it import MarkdownIt
 def new_parser() -> MarkdownIt:
     """The Markdown dialect of replies: CommonMark with GitHub tables and strikethrough.
 
-    Raw HTML is off: a reply's ``<div>`` or ``<script>`` is shown as the text it is.
+    Raw HTML is off: a reply's ``<div>`` or ``<script>`` is shown as the text it is. Link
+    reference definitions (``[x]: https://...``) are off too and show as the text they are: a
+    definition may come after the link that uses it, which would make a block depend on text that
+    has not arrived yet, and a hidden definition is a URL the reader never sees.
     """
-    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable("reference")
 
 
 def _block_parser() -> MarkdownIt:
@@ -90,7 +94,7 @@ class BlockSplitter:
         lines = self._tail[:complete_end].splitlines(keepends=True)
         starts = block_start_lines(self._parser, self._tail[:complete_end])
         # starts[i + 1] begins the block after block i; block i is final when that block's
-        # first two lines are complete, so a table header cannot still turn out to be prose.
+        # first two lines are complete (see the module docstring).
         final_count = 0
         for index in range(1, len(starts)):
             if starts[index] + 1 < len(lines):
@@ -109,7 +113,7 @@ class BlockSplitter:
         lines = self._tail.splitlines(keepends=True)
         starts = block_start_lines(self._parser, self._tail)
         if not starts:
-            # Only blank lines or link definitions: keep them as one block so no text is lost.
+            # Only blank lines: keep them as one block so the blocks still add up to the text.
             blocks, self._tail = [self._tail], ""
             return blocks
         return self._cut(lines, [*starts, len(lines)])

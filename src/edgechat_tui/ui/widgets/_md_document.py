@@ -22,8 +22,6 @@ class _Block:
     source: str
     lines: list[Strip] = field(default_factory=list)
     missing_lexers: frozenset[str] = frozenset()
-    # The link definitions it was first rendered with, kept only while it waits for a lexer.
-    env: dict | None = None
 
 
 class RenderedDocument:
@@ -35,7 +33,6 @@ class RenderedDocument:
         self._rendered = 0  # blocks[:rendered] have lines at the current width and palette
         self._lines: list[Strip] = []
         self._starts: list[int] = []  # first line of each rendered block in _lines
-        self._env: dict = {}  # link reference definitions of the rendered blocks, in order
         self._tail = ""
         self._tail_lines: list[Strip] = []
         self._tail_missing: frozenset[str] = frozenset()
@@ -62,7 +59,6 @@ class RenderedDocument:
         self._rendered = 0
         self._lines = []
         self._starts = []
-        self._env = {}
         self._tail_dirty = True
 
     # -- output ---------------------------------------------------------------------------------
@@ -70,6 +66,11 @@ class RenderedDocument:
     @property
     def height(self) -> int:
         return len(self._lines) + self._tail_offset() + len(self._tail_lines)
+
+    @property
+    def final_height(self) -> int:
+        """Lines of the final blocks: these never change until the width or palette does."""
+        return len(self._lines)
 
     def line(self, y: int) -> Strip:
         """Line ``y`` (blank past the end)."""
@@ -104,10 +105,8 @@ class RenderedDocument:
         renderer = BlockRenderer(self._parser, self.palette, self.width)
         for block in self._blocks[self._rendered :]:
             renderer.missing_lexers = set()
-            references = self._env.get("references")
-            block.lines = renderer.render_source(block.source, self._env)
+            block.lines = renderer.render_source(block.source)
             block.missing_lexers = frozenset(renderer.missing_lexers)
-            block.env = {"references": dict(references or {})} if block.missing_lexers else None
             self._append_lines(block)
         self._rendered = len(self._blocks)
         if self._tail_dirty or first_changed != len(self._lines):
@@ -130,9 +129,7 @@ class RenderedDocument:
             self._tail_missing = frozenset()
             return
         renderer.missing_lexers = set()
-        # The tail sees the link definitions made so far, but may not add to them.
-        env = {"references": dict(self._env.get("references", {}))}
-        self._tail_lines = renderer.render_source(self._tail, env)
+        self._tail_lines = renderer.render_source(self._tail)
         self._tail_missing = frozenset(renderer.missing_lexers)
 
     def relex(self, language: str) -> int | None:
@@ -150,10 +147,8 @@ class RenderedDocument:
             if language not in block.missing_lexers:
                 continue
             renderer.missing_lexers = set()
-            lines = renderer.render_source(block.source, dict(block.env or {}))
+            lines = renderer.render_source(block.source)
             block.missing_lexers = frozenset(renderer.missing_lexers)
-            if not block.missing_lexers:
-                block.env = None
             start = self._starts[index]
             first = start if first is None else min(first, start)
             if len(lines) == len(block.lines) and not rebuild:

@@ -221,9 +221,9 @@ class BlockRenderer:
             self.missing_lexers.add(_md_lexers.normalise(language))
         return _md_lexers.cached(language)
 
-    def render_source(self, source: str, env: dict | None = None) -> list[Strip]:
-        """Render the top-level block(s) in ``source``; ``env`` carries link definitions."""
-        tokens = self.parser.parse(source, env if env is not None else {})
+    def render_source(self, source: str) -> list[Strip]:
+        """Render the top-level block(s) in ``source``."""
+        tokens = self.parser.parse(source)
         return self.render_nodes(SyntaxTreeNode(tokens).children, self.width, self.palette.base)
 
     # -- containers ---------------------------------------------------------------------------
