@@ -63,6 +63,7 @@ describe("many concurrent turns for one user", () => {
   it("keeps the count right when streamed, JSON and failing turns are mixed", async () => {
     const user = "mixed-crowd";
     const n = 36;
+    requests.length = 0;
     const sends = Array.from({ length: n }, (_, i) => {
       const text = `mixed ${i} [[delay ${delayFor(i)}]]`;
       if (i % 3 === 0) return chat(agent, user, `${text} [[error 3040]]`).then((a) => ({ kind: "fail", a }));
@@ -92,6 +93,13 @@ describe("many concurrent turns for one user", () => {
     const stored = await history(agent, user);
     assert.equal(stored.body.messageCount, 2 * successes);
     assert.ok(stored.body.messages.every((m) => !m.content.includes("[[error")));
+    // One at a time: each model call saw exactly the exchanges stored before it.
+    let before = 0;
+    for (const r of requests) {
+      assert.equal(r.inputs.messages.length, 2 * before + 2);
+      if (!r.inputs.messages.at(-1).content.includes("[[error")) before++;
+    }
+    assert.equal(before, successes);
   });
 
   it("does not hold one user's turn behind another user's", async () => {
