@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
+from edgechat_tui.sanitize import sanitize
 from edgechat_tui.ui.slash import Suggestion
 
 PLACEHOLDER = "Message edgechat…  Enter sends · Ctrl+J new line · /help for commands"
@@ -212,6 +213,17 @@ class PromptArea(TextArea):
         self._recalled = self.recall_list[index]
         self.set_text(self._recalled)
         return True
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        # Pasted text may come from anywhere (a web page, a log): the box never shows its escape
+        # sequences or control characters. Runs instead of TextArea's own paste handler.
+        event.prevent_default()
+        if self.read_only:
+            return
+        text = sanitize(event.text.replace("\r\n", "\n").replace("\r", "\n"))
+        if result := self.replace(text, *self.selection):
+            self.move_cursor(result.end_location)
+        self.focus()
 
     def action_newline(self) -> None:
         self.insert("\n")
