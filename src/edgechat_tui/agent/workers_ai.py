@@ -20,8 +20,9 @@ Choices worth knowing:
 - Retries (capacity, 429, 5xx, timeouts, connection failures) happen only before any text was
   yielded, so a reply is never shown twice. The wait is ``Retry-After`` when the service sends one
   (at most 60 s), else exponential backoff with full jitter.
-- Error bodies are read up to 1 MiB and whole JSON answers up to 16 MiB; past that the connection
-  is dropped, so a runaway answer cannot take the memory.
+- Error bodies are read up to 1 MiB, whole JSON answers up to 16 MiB and streamed replies up to 16 M
+  characters; past that the connection is dropped, so a runaway answer cannot take the memory (or be
+  saved into the history).
 - Closing the iterator (``aclose()``, or cancelling the task iterating it) closes the HTTP
   connection at once. Iterate with ``contextlib.aclosing`` so that happens when you stop early.
 - The API token is sent in the Authorization header only. It is never part of a message or repr,
@@ -76,6 +77,9 @@ DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 MAX_ERROR_BODY = 1024 * 1024
 #: Most of a whole (non-streamed) answer read.
 MAX_JSON_BODY = 16 * 1024 * 1024
+#: Most characters of a streamed reply kept. No model writes this much within max_tokens; a stream that
+#: goes on past it is a fault, and would otherwise grow in memory and then in the history file.
+MAX_REPLY_CHARS = 16 * 1024 * 1024
 #: Longest wait between attempts, even when Retry-After asks for more.
 MAX_RETRY_WAIT = 60.0
 #: Backoff: attempt n waits a random time up to min(BACKOFF_CAP, BACKOFF_BASE * 2**(n-1)).
@@ -286,6 +290,7 @@ class WorkersAIClient:
                       context: _Context) -> AsyncIterator[ChatEvent]:
         parser = SSEParser()
         parts: list[str] = []
+        chars = 0
         usage: Usage | None = None
         done = False
         while not done:
@@ -306,6 +311,12 @@ class WorkersAIClient:
                 text, event_usage = _parse_event(event.data, context)
                 usage = event_usage or usage
                 if text:
+                    chars += len(text)
+                    if chars > MAX_REPLY_CHARS:
+                        raise ProtocolError(
+                            f"Workers AI sent a reply longer than {MAX_REPLY_CHARS // 2**20} M characters; "
+                            "the rest was not read", hint="lower max_tokens, or try another model",
+                            status=response.status_code)
                     parts.append(text)
                     yield TextDelta(text)
             if chunk is None and not done:
