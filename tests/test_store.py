@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,39 @@ def test_refresh_picks_up_another_stores_turns(data_dir: Path) -> None:
     # Appending picks up the other's turns first, so the count covers both.
     assert theirs.append_turn(*turn(2)) == 4
     assert mine.refresh() == flat(turn(1), turn(2))
+
+
+def test_one_store_used_from_several_threads(data_dir: Path) -> None:
+    store = store_for(data_dir)
+    per_thread = 25
+
+    def worker(name: str) -> None:
+        for n in range(per_thread):
+            store.append_turn(Message("user", f"{name}-{n}"), Message("assistant", f"{name}-{n} reply"))
+            # Each call must see a whole history, however the threads interleave.
+            seen = store.load() if n % 2 else store.refresh()
+            assert len(seen) % 2 == 0 and seen == store_for(data_dir).load()[: len(seen)]
+
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            worker(name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in "abc"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.message_count() == 3 * per_thread * 2
+    stored = store_for(data_dir).load()
+    assert stored == store.messages
+    pairs = list(zip(stored[::2], stored[1::2], strict=True))
+    assert all(answer.content == f"{question.content} reply" for question, answer in pairs)
+    assert len({question.content for question, _ in pairs}) == 3 * per_thread
 
 
 def test_append_without_load_catches_up_first(data_dir: Path) -> None:
@@ -536,6 +570,7 @@ def test_archive_renames_and_starts_afresh(data_dir: Path) -> None:
 
 def test_archive_without_history(data_dir: Path) -> None:
     assert store_for(data_dir).archive() is None
+    assert not data_dir.exists()  # the folder is not created just to find nothing
 
 
 def test_archives_never_overwrite_each_other(data_dir: Path) -> None:
@@ -613,6 +648,12 @@ def test_list_users_reports_problems_without_touching_files(data_dir: Path) -> N
     assert (data_dir / "alice.jsonl").read_bytes() == damaged
     assert (data_dir / "bob.jsonl").read_bytes() == newer
     assert sidecars(data_dir, "corrupt") == []
+
+
+def test_list_users_creates_no_lock_files(data_dir: Path) -> None:
+    write_history(data_dir / "alice.jsonl", encode_turn(*turn(1)))
+    assert [u.message_count for u in list_users(data_dir)] == [2]
+    assert [p.name for p in data_dir.iterdir()] == ["alice.jsonl"]
 
 
 def test_list_users_on_a_file_instead_of_a_folder(tmp_path: Path) -> None:

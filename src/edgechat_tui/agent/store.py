@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -339,9 +340,9 @@ class HistoryStore:
     """One user's conversation on disk, shared safely with other edgechat processes.
 
     The store keeps the messages it has read and the offset where its reading stopped, so that
-    :meth:`refresh` and :meth:`append_turn` read only what other processes added since. An instance is
-    not meant to be shared between threads; separate instances (in one process or many) coordinate
-    through the lock file.
+    :meth:`refresh` and :meth:`append_turn` read only what other processes added since. Separate
+    instances (in one process or many) coordinate through the lock file; one instance may also be used
+    from several threads (the agent reads history in a worker thread while it saves on the event loop).
     """
 
     def __init__(self, data_dir: Path, user: str, *, warn: Callable[[str], None] | None = None) -> None:
@@ -358,17 +359,20 @@ class HistoryStore:
         self._damage: str | None = None
         self._unreadable = 0
         self._announced_tail: tuple[object, ...] | None = None
+        self._mutex = threading.RLock()  # guards the cached state above within this process
 
     # -- Reading -------------------------------------------------------------------------------------
 
     @property
     def messages(self) -> list[Message]:
         """The messages as of the last load, refresh or append (a copy: changing it changes nothing)."""
-        return list(self._messages)
+        with self._mutex:
+            return list(self._messages)
 
     def message_count(self) -> int:
         """How many messages the history holds, as of the last load, refresh or append."""
-        return len(self._messages)
+        with self._mutex:
+            return len(self._messages)
 
     def load(self) -> list[Message]:
         """Read the whole history from disk.
@@ -378,8 +382,9 @@ class HistoryStore:
         saying where). Raises NewerSchemaError for a newer format, StorageError for a file that belongs
         to another user or that cannot be read.
         """
-        self._forget()
-        return self._read()
+        with self._mutex:
+            self._forget()
+            return self._read()
 
     def refresh(self) -> list[Message]:
         """Pick up what other processes appended since the last read, reading only the new bytes.
@@ -387,20 +392,21 @@ class HistoryStore:
         Reads the whole file again only if it was replaced (archived, recovered) meanwhile. Returns all
         messages.
         """
-        if self._identity is not None:
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                self._forget()  # archived by another process: the conversation starts afresh
-                return []
-            except OSError as exc:
-                raise _storage_error(exc, "read", self.path) from exc
-            unchanged = (st.st_dev, st.st_ino) == self._identity and st.st_size == self._size
-            # With a torn tail pending, another process may have cut it and appended a record of the
-            # same length, so an unchanged size proves nothing: read again.
-            if unchanged and self._size == self._end:
-                return list(self._messages)
-        return self._read()
+        with self._mutex:
+            if self._identity is not None:
+                try:
+                    st = os.stat(self.path)
+                except FileNotFoundError:
+                    self._forget()  # archived by another process: the conversation starts afresh
+                    return []
+                except OSError as exc:
+                    raise _storage_error(exc, "read", self.path) from exc
+                unchanged = (st.st_dev, st.st_ino) == self._identity and st.st_size == self._size
+                # With a torn tail pending, another process may have cut it and appended a record of
+                # the same length, so an unchanged size proves nothing: read again.
+                if unchanged and self._size == self._end:
+                    return list(self._messages)
+            return self._read()
 
     def _read(self) -> list[Message]:
         if not self._path_exists():
@@ -513,6 +519,10 @@ class HistoryStore:
         if user_message.role != "user" or reply.role != "assistant":
             raise ValueError("a turn is a user message followed by an assistant reply")
         record = encode_turn(user_message, reply)
+        with self._mutex:
+            return self._append(user_message, reply, record)
+
+    def _append(self, user_message: Message, reply: Message, record: bytes) -> int:
         self._ensure_data_dir()
         with self._locked(exclusive=True):
             fd = self._open_existing(os.O_RDWR | os.O_APPEND)
@@ -520,26 +530,39 @@ class HistoryStore:
                 self._forget()
                 self._create(encode_header(self.user) + record)
             else:
+                fd = self._prepare_to_append(fd)
                 try:
-                    self._sync(fd)
-                    if self._damage is not None:
-                        os.close(fd)
-                        fd = -1
-                        self._repair()
-                        fd = self._open_existing(os.O_RDWR | os.O_APPEND)
-                        if fd is None:  # cannot happen under the lock, but never write blind
-                            raise StorageError(f"The history file {self.path} vanished while being repaired.")
-                        self._sync(fd)
-                    if self._size > self._end:
-                        self._cut_tail(fd)
+                    # An empty file (or one whose torn header was just cut) gets its header now.
                     payload = record if self._end > 0 else encode_header(self.user) + record
                     self._write_durably(fd, payload)
                 finally:
-                    if fd >= 0:
-                        os.close(fd)
-            self._messages.append(user_message)
-            self._messages.append(reply)
+                    os.close(fd)
+            self._messages += (user_message, reply)
             return len(self._messages)
+
+    def _prepare_to_append(self, fd: int) -> int:
+        """Under the exclusive lock: take in others' turns, repair damage, cut a torn last line.
+
+        Returns the descriptor to append to (a new one if the file was repaired, i.e. replaced).
+        """
+        try:
+            self._sync(fd)
+            if self._damage is not None:
+                os.close(fd)
+                fd = -1
+                self._repair()
+                reopened = self._open_existing(os.O_RDWR | os.O_APPEND)
+                if reopened is None:  # cannot happen under the lock, but never write blind
+                    raise StorageError(f"The history file {self.path} vanished while being repaired.")
+                fd = reopened
+                self._sync(fd)
+            if self._size > self._end:
+                self._cut_tail(fd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        return fd
 
     def _write_durably(self, fd: int, payload: bytes) -> None:
         """Append ``payload`` and fsync; on failure take the partial write back off."""
@@ -694,7 +717,13 @@ class HistoryStore:
         Returns the archive's path, or None when there was no history. Refuses (with NewerSchemaError or
         StorageError) a file of a newer format or of another user.
         """
-        self._ensure_data_dir()
+        with self._mutex:
+            if not self._path_exists():  # without creating the folder just to find nothing
+                self._forget()
+                return None
+            return self._archive()
+
+    def _archive(self) -> Path | None:
         with self._locked(exclusive=True):
             fd = self._open_existing(os.O_RDONLY)
             if fd is None:
@@ -738,13 +767,13 @@ class HistoryStore:
             raise _storage_error(exc, "create the history folder", self.data_dir) from exc
 
     @contextmanager
-    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+    def _locked(self, *, exclusive: bool, create: bool = True) -> Iterator[None]:
         """Hold the user's lock: exclusive to write, shared to read (so no write is seen half done).
 
         A reader that cannot open the lock file (a read-only folder) reads without it: nobody can be
-        writing there either.
+        writing there either. ``create=False`` (for listing) reads without it when it does not exist.
         """
-        fd = self._open_lock_file(exclusive)
+        fd = self._open_lock_file(exclusive, create)
         if fd is None:
             yield
             return
@@ -754,9 +783,9 @@ class HistoryStore:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _open_lock_file(self, exclusive: bool) -> int | None:
+    def _open_lock_file(self, exclusive: bool, create: bool) -> int | None:
         try:
-            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self.lock_path, os.O_RDWR | (os.O_CREAT if create or exclusive else 0), 0o600)
         except OSError as exc:
             if exclusive:
                 if exc.errno == errno.ENOTDIR:
@@ -800,7 +829,7 @@ def list_users(data_dir: Path) -> list[UserSummary]:
         store = HistoryStore(data_dir, user, warn=lambda _message: None)
         problem = None
         try:
-            with store._locked(exclusive=False):
+            with store._locked(exclusive=False, create=False):
                 fd = store._open_existing(os.O_RDONLY)
                 if fd is None:
                     continue
