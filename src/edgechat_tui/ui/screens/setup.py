@@ -148,6 +148,9 @@ class SetupScreen(Screen[Settings | None]):
                          id="leave")
 
     def on_mount(self) -> None:
+        if not getattr(self.app, "cursor_blink", True):  # screenshots must not depend on the blink
+            for field in self.query(Input):
+                field.cursor_blink = False
         target = "#api_token" if self.settings.account_id else "#account_id"
         self.query_one(target, Input).focus()
 
