@@ -153,6 +153,15 @@ def _foreign_file_error(path: Path, user: str, owner: str) -> StorageError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """Bytes read from a history file under its lock, to be parsed after the lock is released."""
+
+    identity: tuple[int, int]  # (st_dev, st_ino): which file it was
+    data: bytes
+    full: bool  # the whole file, or only what follows the last read
+
+
 @dataclass
 class _Scan:
     """What reading (part of) a history file found."""
@@ -409,18 +418,15 @@ class HistoryStore:
             return self._read()
 
     def _read(self) -> list[Message]:
-        if not self._path_exists():
+        snapshot = self._snapshot() if self._path_exists() else None
+        if snapshot is not None and not self._apply(snapshot):
+            self._forget()
+            snapshot = self._snapshot()
+            if snapshot is not None:
+                self._apply(snapshot)
+        if snapshot is None:
             self._forget()
             return []
-        with self._locked(exclusive=False):
-            fd = self._open_existing(os.O_RDONLY)
-            if fd is None:
-                self._forget()
-                return []
-            try:
-                self._sync(fd)
-            finally:
-                os.close(fd)
         if self._damage is not None:
             try:
                 with self._locked(exclusive=True):
@@ -471,25 +477,52 @@ class HistoryStore:
         self._unreadable = 0
 
     def _sync(self, fd: int) -> None:
-        """Bring the cached messages up to date with the open file, reading only what is new if possible."""
+        """Bring the cached messages up to date with the open file (the caller holds the lock)."""
+        if not self._apply(self._fetch(fd)):
+            self._forget()
+            self._apply(self._fetch(fd))
+
+    def _fetch(self, fd: int) -> _Snapshot:
+        """Read what is new since the last read, or the whole file if it is not the one last read.
+
+        Only this needs the lock; parsing (the slow part of a long history) can happen after it.
+        """
         try:
             st = os.fstat(fd)
             identity = (st.st_dev, st.st_ino)
             if identity == self._identity and st.st_size >= self._end and self._damage is None:
-                scan = _scan_records(_read_range(fd, self._end, st.st_size - self._end), self._end)
-                if scan.damage is None:
-                    self._messages.extend(scan.messages)
-                    self._end, self._size = scan.end, scan.size
-                    return
-            # A new file (first read, archived, recovered), or one that shrank or is damaged: read it all.
-            data = _read_range(fd, 0, st.st_size)
+                return _Snapshot(identity, _read_range(fd, self._end, st.st_size - self._end), full=False)
+            # A new file (first read, archived, repaired), or one that shrank or is damaged.
+            return _Snapshot(identity, _read_range(fd, 0, st.st_size), full=True)
         except OSError as exc:
             raise _storage_error(exc, "read", self.path) from exc
-        scan = _scan_file(data, self.user, self.path)
+
+    def _apply(self, snapshot: _Snapshot) -> bool:
+        """Take a snapshot into the cache. False when new bytes show damage: read the whole file then."""
+        if not snapshot.full:
+            scan = _scan_records(snapshot.data, self._end)
+            if scan.damage is not None:
+                return False
+            self._messages.extend(scan.messages)
+            self._end, self._size = scan.end, scan.size
+            return True
+        scan = _scan_file(snapshot.data, self.user, self.path)
         self._messages = scan.messages
-        self._identity = identity
+        self._identity = snapshot.identity
         self._end, self._size = scan.end, scan.size
         self._damage, self._unreadable = scan.damage, scan.unreadable
+        return True
+
+    def _snapshot(self) -> _Snapshot | None:
+        """Under the shared lock, what :meth:`_fetch` reads; None when there is no file."""
+        with self._locked(exclusive=False):
+            fd = self._open_existing(os.O_RDONLY)
+            if fd is None:
+                return None
+            try:
+                return self._fetch(fd)
+            finally:
+                os.close(fd)
 
     def _announce_tail(self) -> None:
         tail = self._size - self._end
@@ -501,8 +534,8 @@ class HistoryStore:
         self._announced_tail = key
         self._warn(
             f"The last entry of {self.path} is incomplete ({tail} bytes, most likely a write that was "
-            "interrupted) and was skipped. Its bytes will be kept in a "
-            f"{self.user}.torn-<time> file when the next turn is saved."
+            f"interrupted) and was skipped. Its bytes will be kept in {self.user}.torn-<time> when the "
+            "next turn is saved."
         )
 
     # -- Writing -------------------------------------------------------------------------------------
