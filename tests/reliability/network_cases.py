@@ -532,3 +532,63 @@ async def _run_remote(case: NetCase, workdir: Path) -> Outcome:
 
 def run_case_sync(case: NetCase, workdir: Path) -> Outcome:
     return asyncio.run(run_case(case, workdir))
+
+
+# --- the same faults through the command line -----------------------------------------------------
+
+#: Cases also run through ``edgechat -m`` in a real process (a sample: each costs a process start).
+CLI_CASES = (
+    "workers-ai:refused", "workers-ai:401-json", "workers-ai:500-html", "workers-ai:reset-mid-stream",
+    "workers-ai:stall-mid-stream", "workers-ai:no-done", "workers-ai:invalid-utf8-in-stream",
+    "workers-ai:escape-sequences-in-error", "workers-ai:token-echoed-in-error", "workers-ai:50MB-error-page",
+    "seed:401-json", "seed:502-html", "seed:closed-without-answer", "seed:stall-past-timeout",
+    "seed:json-not-json", "seed:50MB-answer", "seed:escape-sequences-in-error", "seed:token-echoed-in-error",
+    "seed:model-failure", "agent:wrong-token", "agent:stream-cut-mid-reply", "agent:stream-ends-without-done",
+    "agent:stream-invalid-utf8", "agent:stream-escapes-in-error-event", "agent:stream-token-in-error-event",
+    "agent:413-json",
+)
+
+
+def cli_cases() -> list[NetCase]:
+    by_id = {case.id: case for case in all_cases()}
+    return [by_id[name] for name in CLI_CASES]
+
+
+def run_cli_case(case: NetCase, space: Any) -> Outcome:
+    """Run ``case`` through ``edgechat -m`` (no retries): one clear error line, exit 1, stdout safe,
+    nothing stored locally, the message sent once."""
+    from tests.reliability.harness import cli_unclear_reasons, run_edgechat, terminal_hazards
+
+    outcome = Outcome(case)
+    before = snapshot(space.data_dir)
+    if case.backend == "workers-ai":
+        with FakeWorkersAI(token=TOKEN, account_id=ACCOUNT) as fake:
+            api_base = f"http://127.0.0.1:{free_port()}/client/v4" if case.refused else fake.api_base
+            env = space.local_env(api_base, EDGECHAT_MAX_RETRIES="0", EDGECHAT_READ_TIMEOUT=str(case.timeout),
+                                  EDGECHAT_CONNECT_TIMEOUT="2")
+            if case.script is not None:
+                case.script(fake)
+            run = run_edgechat(["--user", USER, "-m", "hello there"], env)
+            outcome.sends = len(fake.run_requests)
+    else:
+        server_class = SeedServer if case.backend == "seed" else AgentServer
+        options = dict(case.server)
+        if server_class is AgentServer:
+            options.setdefault("token", REMOTE_TOKEN)
+        with server_class(**options) as server:
+            url = f"http://127.0.0.1:{free_port()}" if case.refused else server.url
+            token = case.agent.get("token", REMOTE_TOKEN)
+            env = space.remote_env(url, token=token, EDGECHAT_REMOTE_TIMEOUT=str(case.timeout))
+            if case.script is not None:
+                case.script(server)
+            run = run_edgechat(["--user", USER, "-m", "hello there"], env)
+            outcome.sends = server.count("/api/chat")
+    outcome.unclear.extend(cli_unclear_reasons(run, exit_code=1, words=case.words))
+    hazards = terminal_hazards(run.stdout)
+    if hazards:
+        outcome.unclear.append(f"stdout could drive the terminal: {hazards[:2]}")
+    if outcome.sends > (0 if case.refused else 1):
+        outcome.duplicate_sends.append(f"{outcome.sends} sends without retries configured")
+    if snapshot(space.data_dir) != before:
+        outcome.wrongly_stored.append("the failed turn changed the local history files")
+    return outcome
