@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from edgechat_tui.ui.widgets import ReplyMarkdown, _md_lexers
+from edgechat_tui.ui.widgets import ReplyMarkdown, _md_document, _md_lexers
 from edgechat_tui.ui.widgets._md_blocks import BlockSplitter
 
 SIZE = (90, 30)
@@ -125,16 +125,18 @@ async def settle(pilot: Pilot, *replies: ReplyMarkdown) -> None:
     raise AssertionError("the replies did not settle")
 
 
-async def stream(pilot: Pilot, reply: ReplyMarkdown, text: str, seed: int, check=None) -> None:
-    """Feed ``text`` in chunks of 1-8 characters, forcing a render at random points."""
+async def stream(
+    pilot: Pilot, reply: ReplyMarkdown, text: str, seed: int, check=None, every: float = 0.35
+) -> None:
+    """Feed ``text`` in chunks of 1-8 characters, rendering (then checking) at random points."""
     rnd = random.Random(seed)
     position = 0
     while position < len(text):
         size = rnd.randint(1, 8)
         reply.append(text[position : position + size])
         position += size
-        if rnd.random() < 0.35:
-            await pilot.pause()
+        if rnd.random() < every:
+            await settle(pilot, reply)  # a render of everything received so far
             if check is not None:
                 check()
     reply.finish()
@@ -185,6 +187,39 @@ async def test_a_fence_split_mid_fence_stays_code_while_streaming() -> None:
         text = plain(reply)
         assert "After bold." in text
         assert "```" not in text
+
+
+LONG_SCRIPT = "".join(
+    f'def step_{index}(value: int) -> int:\n    """Step {index}."""\n    return value * {index} + 1\n\n'
+    for index in range(30)
+)
+
+
+async def test_a_long_code_block_streams_in_pieces_and_ends_exactly_as_one_shot() -> None:
+    text = "A long script:\n\n```python\n" + LONG_SCRIPT + "```\n\nThat is all.\n"
+    assert len(text) > _md_document.LONG_TAIL + 200
+    assert LONG_SCRIPT.count("\n") > 3 * _md_document.FENCE_PIECE
+    streamed = EagerReply(final=False)
+    app = ReplyApp(streamed)
+    async with app.run_test(size=SIZE) as pilot:
+        whole = ReplyMarkdown(text)
+        await app.query_one("#pane").mount(whole)
+
+        def shows_the_code_so_far() -> None:
+            # While the block is open, its panel shows every complete line received, in order.
+            received = streamed.markdown
+            if "```python\n" not in received or received.count("```") > 1:
+                return
+            code = received.split("```python\n", 1)[1]
+            complete = [line.rstrip() for line in code[: code.rfind("\n") + 1].splitlines()]
+            texts = [line.text.rstrip() for line in streamed.rendered_lines()]
+            label = next(index for index, line in enumerate(texts) if line.endswith("python"))
+            panel = [line[1:] for line in texts[label + 1 : -1]]  # the panel pads code by one
+            assert panel[: len(complete)] == complete
+
+        await stream(pilot, streamed, text, seed=3, check=shows_the_code_so_far, every=0.15)
+        await settle(pilot, streamed, whole)
+        assert_same_picture(picture(streamed), picture(whole))
 
 
 async def test_finish_closes_an_open_code_block_as_a_one_shot_render_does() -> None:

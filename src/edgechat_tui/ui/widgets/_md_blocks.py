@@ -36,7 +36,7 @@ def new_parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable("reference")
 
 
-def _block_parser() -> MarkdownIt:
+def block_parser() -> MarkdownIt:
     """The same dialect, stopping after block structure (no inline parsing): enough to split."""
     return new_parser().disable("inline")
 
@@ -60,7 +60,7 @@ class BlockSplitter:
     """
 
     def __init__(self) -> None:
-        self._parser = _block_parser()
+        self._parser = block_parser()
         self._tail = ""
         # Set when the tail gained a newline since it was last split: only then can a block end.
         self._new_line = False

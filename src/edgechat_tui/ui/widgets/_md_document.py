@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from textual.strip import Strip
 
-from edgechat_tui.ui.widgets._md_render import BlockRenderer, Palette
+from edgechat_tui.ui.widgets._md_blocks import block_parser
+from edgechat_tui.ui.widgets._md_render import BlockRenderer, Palette, fence_language
 
 _BLANK = Strip([])
+# An open code block in the tail is rendered in pieces of this many lines, each kept once its
+# lines are complete, so a long script streaming in costs a frame only its last piece.
+FENCE_PIECE = 32
+# Tails shorter than this are simply rendered whole: looking for an open code block costs more.
+LONG_TAIL = 2000
 
 
 @dataclass
@@ -37,6 +43,10 @@ class RenderedDocument:
         self._tail_lines: list[Strip] = []
         self._tail_missing: frozenset[str] = frozenset()
         self._tail_dirty = False
+        # Pieces of the tail's open code block already rendered: (code text, its lines).
+        self._fence_pieces: list[tuple[str, list[Strip]]] = []
+        self._fence_language = ""
+        self._block_parser = block_parser()
         self.width = 0
         self.palette: Palette | None = None
 
@@ -59,6 +69,7 @@ class RenderedDocument:
         self._rendered = 0
         self._lines = []
         self._starts = []
+        self._fence_pieces = []
         self._tail_dirty = True
 
     # -- output ---------------------------------------------------------------------------------
@@ -127,10 +138,63 @@ class RenderedDocument:
         if not self._tail.strip():
             self._tail_lines = []
             self._tail_missing = frozenset()
+            self._fence_pieces = []
             return
         renderer.missing_lexers = set()
-        self._tail_lines = renderer.render_source(self._tail)
+        fence = self._open_fence() if len(self._tail) >= LONG_TAIL else None
+        if fence is None:
+            self._fence_pieces = []
+            self._tail_lines = renderer.render_source(self._tail)
+        else:
+            head, info, code = fence
+            lines = renderer.render_source(head) if head.strip() else []
+            if lines:
+                lines.append(_BLANK)
+            lines.extend(self._render_fence(renderer, fence_language(info), code))
+            self._tail_lines = lines
         self._tail_missing = frozenset(renderer.missing_lexers)
+
+    def _open_fence(self) -> tuple[str, str, str] | None:
+        """(text before it, info, code) if the tail ends in a code fence, else None."""
+        tokens = [t for t in self._block_parser.parse(self._tail) if t.level == 0 and t.map is not None]
+        if not tokens or tokens[-1].type != "fence":
+            return None
+        last = tokens[-1]
+        assert last.map is not None
+        lines = self._tail.splitlines(keepends=True)
+        head = "".join(lines[: last.map[0]])
+        code = last.content[:-1] if last.content.endswith("\n") else last.content
+        return head, last.info, code
+
+    def _render_fence(self, renderer: BlockRenderer, language: str, code: str) -> list[Strip]:
+        """An open code block's panel, reusing the pieces whose lines are all complete.
+
+        Each piece is coloured on its own, so a string or comment spanning two pieces may look
+        wrong while the block streams in; the block is rendered whole once it is final.
+        """
+        if language != self._fence_language:
+            self._fence_language = language
+            self._fence_pieces = []
+        lines = code.split("\n")
+        out = [renderer.code_top(language, self.width)]
+        start = 0
+        index = 0
+        # A piece is reusable once a line after it exists: then all its lines are complete.
+        while start + FENCE_PIECE < len(lines):
+            text = "\n".join(lines[start : start + FENCE_PIECE])
+            if index < len(self._fence_pieces) and self._fence_pieces[index][0] == text:
+                piece = self._fence_pieces[index][1]
+            else:
+                del self._fence_pieces[index:]
+                piece = renderer.code_lines(text, language, self.width)
+                self._fence_pieces.append((text, piece))
+            out.extend(piece)
+            start += FENCE_PIECE
+            index += 1
+        del self._fence_pieces[index:]
+        out.extend(renderer.code_lines("\n".join(lines[start:]), language, self.width))
+        out.append(renderer.code_bottom(self.width))
+        return out
 
     def relex(self, language: str) -> int | None:
         """Re-render what waited for ``language``'s lexer, now loaded; the first changed line.
@@ -159,6 +223,7 @@ class RenderedDocument:
         if rebuild:
             self._rebuild_lines()
         if language in self._tail_missing:
+            self._fence_pieces = []  # rendered without colours: render them again
             self._render_tail(renderer)
             first = len(self._lines) if first is None else first
         return first

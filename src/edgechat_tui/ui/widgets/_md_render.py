@@ -105,6 +105,12 @@ def resolve_code_theme(
     return resolved
 
 
+def fence_language(info: str) -> str:
+    """The language of a code fence: the first word of its info string ("" if none)."""
+    words = info.split(maxsplit=1)
+    return words[0] if words else ""
+
+
 def highlight(code: str, lexer: Lexer, tokens: Mapping[_TokenType, Style]) -> Content:
     """Code as Content with syntax colours from ``tokens`` (Pygments token type → style)."""
     spans: list[Span] = []
@@ -308,22 +314,37 @@ class BlockRenderer:
 
     def _code(self, node: SyntaxTreeNode, width: int) -> list[Strip]:
         """A code block: syntax colours on a background panel, long lines folded, not cut."""
+        language = fence_language(node.info)
+        code = node.content[:-1] if node.content.endswith("\n") else node.content
+        return [
+            self.code_top(language, width),
+            *self.code_lines(code, language, width),
+            self.code_bottom(width),
+        ]
+
+    def code_top(self, language: str, width: int) -> Strip:
+        """The first line of a code panel: blank, with the language at its right."""
+        return self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style, language)
+
+    def code_bottom(self, width: int) -> Strip:
+        """The last line of a code panel."""
+        return self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style)
+
+    def code_lines(self, code: str, language: str, width: int) -> list[Strip]:
+        """The lines of code inside a panel, coloured if the language's lexer is loaded."""
         palette = self.palette
         panel = palette.base + palette.code_block
         panel_style = panel.rich_style
-        language = node.info.split(maxsplit=1)[0] if node.info.strip() else ""
-        code = node.content[:-1] if node.content.endswith("\n") else node.content
         lexer = self._lexer(language) if language else None
         content = highlight(code, lexer, palette.code_tokens) if lexer is not None else Content(code)
         inner = max(width - 2 * CODE_PAD, 1)
         pad = Segment(" " * CODE_PAD, panel_style)
-        lines = [self._panel_line([], width, panel_style, label=language)]
+        lines = []
         for line in content.split("\n", allow_blank=True):
             line = line.expand_tabs(TAB_SIZE)
             for part in line.fold(inner) if line.cell_length > inner else [line]:
                 segments = [pad, *_line_strip(part, panel)]
                 lines.append(self._panel_line(segments, width, panel_style))
-        lines.append(self._panel_line([], width, panel_style))
         return lines
 
     def _panel_line(self, segments: list[Segment], width: int, style: object, label: str = "") -> Strip:
