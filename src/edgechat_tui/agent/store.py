@@ -170,7 +170,6 @@ class _Scan:
     end: int  # offset just past the last readable record: where the next record belongs
     size: int  # the file's size when read; more than ``end`` when a torn last line follows
     damage: str | None = None  # why the file must be moved aside, None when it need not be
-    unreadable: int = 0  # unreadable lines that are not a torn tail
 
 
 def _lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, bool]]:
@@ -215,7 +214,6 @@ def _scan_records(data: bytes, base: int, start: int = 0) -> _Scan:
         damaged += pending
     if damaged:
         scan.damage = f"{damaged} of its lines cannot be read"
-        scan.unreadable = damaged
     return scan
 
 
@@ -366,7 +364,6 @@ class HistoryStore:
         self._end = 0  # offset just past the last readable record
         self._size = 0  # the file's size at the last read (more than _end when a torn tail follows)
         self._damage: str | None = None
-        self._unreadable = 0
         self._announced_tail: tuple[object, ...] | None = None
         self._mutex = threading.RLock()  # guards the cached state above within this process
 
@@ -474,7 +471,6 @@ class HistoryStore:
         self._identity = None
         self._end = self._size = 0
         self._damage = None
-        self._unreadable = 0
 
     def _sync(self, fd: int) -> None:
         """Bring the cached messages up to date with the open file (the caller holds the lock)."""
@@ -510,7 +506,7 @@ class HistoryStore:
         self._messages = scan.messages
         self._identity = snapshot.identity
         self._end, self._size = scan.end, scan.size
-        self._damage, self._unreadable = scan.damage, scan.unreadable
+        self._damage = scan.damage
         return True
 
     def _snapshot(self) -> _Snapshot | None:
