@@ -44,7 +44,7 @@ import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -53,6 +53,7 @@ import httpx
 from edgechat_tui import __version__
 from edgechat_tui.agent.base import Retrying, TextDelta, Usage
 from edgechat_tui.agent.sse import SSEError, SSEParser
+from edgechat_tui.config import Secret
 from edgechat_tui.errors import (
     AccountNotFound,
     AuthError,
@@ -149,7 +150,9 @@ class WorkersAIClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retries = max(0, max_retries)
-        self._token = api_token
+        # A Secret, and the header only in the client's own Headers (whose repr masks it): a crash report
+        # that prints the locals of every frame (Textual's does) then shows the token nowhere.
+        self._token = Secret(api_token)
         self._sleep = sleep
         self._random = random.Random()
         self._http = httpx.AsyncClient(
@@ -157,7 +160,7 @@ class WorkersAIClient:
             verify=_tls_context(self.api_base) if transport is None else True,
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout,
                                   pool=connect_timeout),
-            headers={"User-Agent": f"edgechat/{__version__}"},
+            headers={"User-Agent": f"edgechat/{__version__}", "Authorization": f"Bearer {api_token}"},
             follow_redirects=False,  # a redirect would carry the token to wherever it points
         )
 
@@ -215,10 +218,10 @@ class WorkersAIClient:
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "stream": stream}
         if temperature is not None:
             body["temperature"] = temperature
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream, application/json"}
+        headers = {"Accept": "text/event-stream, application/json"}
         if session_id:
             headers["x-session-affinity"] = session_id
-        context = _Context(model=model, account_id=self.account_id, url=url, token=self._token)
+        context = _Context(model=model, account_id=self.account_id, url=url, token=self._token.reveal())
         max_attempts = self.max_retries + 1
         attempt = 0
         while True:
@@ -336,7 +339,7 @@ class WorkersAIClient:
         account-owned endpoint ``/accounts/{id}/tokens/verify`` is asked too.
         """
         base = DEFAULT_API_BASE if self._is_gateway else self.api_base
-        context = _Context(model="", account_id=self.account_id, url=base, token=self._token)
+        context = _Context(model="", account_id=self.account_id, url=base, token=self._token.reveal())
         data = await self._verify_at(f"{base}/user/tokens/verify", context)
         if data is None and self.account_id:
             account = quote(self.account_id, safe="")
@@ -351,7 +354,7 @@ class WorkersAIClient:
 
     async def _verify_at(self, url: str, context: _Context) -> dict[str, Any] | None:
         """The verify answer as JSON, None when the token is refused there; other failures raise."""
-        request = self._http.build_request("GET", url, headers={"Authorization": f"Bearer {self._token}"})
+        request = self._http.build_request("GET", url)  # the client sends the token itself
         response = await self._send(request, context)
         try:
             raw, complete = await _read_capped(response, MAX_ERROR_BODY, context)
@@ -380,7 +383,7 @@ class _Context:
     model: str
     account_id: str
     url: str
-    token: str
+    token: str = field(repr=False)  # for masking echoes of it; never shown
 
     @property
     def host(self) -> str:
