@@ -35,6 +35,16 @@ from edgechat_tui.ui.widgets._md_document import RenderedDocument
 from edgechat_tui.ui.widgets._md_render import Palette, resolve_code_theme
 
 
+async def preload_code_colours(languages: tuple[str, ...] = _md_lexers.COMMON_LANGUAGES) -> None:
+    """Load the syntax lexers of common languages in a thread, ahead of the first reply with code.
+
+    Without this, the first code block in a language is shown uncoloured for a moment while its
+    lexer loads (off the event loop, but its ~0.1 s of CPU still competes with the app). Call it
+    once the first frame is up, e.g. ``self.run_worker(preload_code_colours())`` in ``on_ready``.
+    """
+    await asyncio.to_thread(_md_lexers.preload, languages)
+
+
 class ReplyMarkdown(Widget):
     """A reply rendered as Markdown; feed it with ``append`` and end it with ``finish``.
 
