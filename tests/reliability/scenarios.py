@@ -186,30 +186,31 @@ class ConcurrencyReport:
                 f"{self.split[:3]}, stale contexts {self.stale[:3]}")
 
 
+def one_shot_loop(env: dict[str, str], user: str, prefix: str, turns: int, report: ConcurrencyReport,
+                  lock: threading.Lock, timeout: float = 90.0) -> None:
+    """Send ``turns`` one-shot messages ``{prefix}-t{k}`` as ``user``, one after the other; record each."""
+    for k in range(turns):
+        turn = f"{prefix}-t{k}"
+        proc = subprocess.run(edgechat_command(["--user", user, "-m", turn, "--json"]), env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        check_output_for_secrets("concurrent turn", proc.stdout, proc.stderr)
+        with lock:
+            if proc.returncode == 0 and _reported_by_json(proc.stdout) is not None:
+                report.reported.append(turn)
+            else:
+                report.failures.append(f"{turn}: exit {proc.returncode}: "
+                                       f"{proc.stderr.decode(errors='replace')[-300:]}")
+
+
 def concurrent_one_shot(space: Workspace, fake: FakeWorkersAI, processes: int, turns: int, *,
-                        user: str = "shared", prefix: str = "p", timeout: float = 90.0) -> ConcurrencyReport:
+                        user: str = "shared", prefix: str = "p") -> ConcurrencyReport:
     """``processes`` loops, each sending ``turns`` one-shot messages as ``user``, all at once."""
     fake.default_reply = slow_echo(chunk_size=4, delay=0.01)
     env = space.local_env(fake.api_base)
     report = ConcurrencyReport(processes=processes, turns=turns)
     lock = threading.Lock()
-    start = threading.Barrier(processes)
-
-    def loop(p: int) -> None:
-        start.wait()
-        for k in range(turns):
-            turn = f"{prefix}{p}-t{k}"
-            proc = subprocess.run(edgechat_command(["--user", user, "-m", turn, "--json"]), env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-            check_output_for_secrets("concurrent turn", proc.stdout, proc.stderr)
-            with lock:
-                if proc.returncode == 0 and _reported_by_json(proc.stdout) is not None:
-                    report.reported.append(turn)
-                else:
-                    report.failures.append(f"{turn}: exit {proc.returncode}: "
-                                           f"{proc.stderr.decode(errors='replace')[-300:]}")
-
-    threads = [threading.Thread(target=loop, args=(p,)) for p in range(processes)]
+    threads = [threading.Thread(target=one_shot_loop, args=(env, user, f"{prefix}{p}", turns, report, lock))
+               for p in range(processes)]
     for thread in threads:
         thread.start()
     for thread in threads:
