@@ -13,9 +13,9 @@ from markdown_it import MarkdownIt
 from textual.strip import Strip
 
 from edgechat_tui.ui.widgets._md_blocks import block_parser
-from edgechat_tui.ui.widgets._md_render import BlockRenderer, Palette, fence_language
+from edgechat_tui.ui.widgets._md_render import BlockRenderer, Line, Palette, fence_language
 
-_BLANK = Strip([])
+_BLANK: Line = []
 # An open code block in the tail is rendered in pieces of this many lines, each kept once its
 # lines are complete, so a long script streaming in costs a frame only its last piece.
 FENCE_PIECE = 32
@@ -26,7 +26,7 @@ LONG_TAIL = 2000
 @dataclass
 class _Block:
     source: str
-    lines: list[Strip] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
     missing_lexers: frozenset[str] = frozenset()
 
 
@@ -37,14 +37,14 @@ class RenderedDocument:
         self._parser = parser
         self._blocks: list[_Block] = []
         self._rendered = 0  # blocks[:rendered] have lines at the current width and palette
-        self._lines: list[Strip] = []
+        self._lines: list[Line] = []
         self._starts: list[int] = []  # first line of each rendered block in _lines
         self._tail = ""
-        self._tail_lines: list[Strip] = []
+        self._tail_lines: list[Line] = []
         self._tail_missing: frozenset[str] = frozenset()
         self._tail_dirty = False
         # Pieces of the tail's open code block already rendered: (code text, its lines).
-        self._fence_pieces: list[tuple[str, list[Strip]]] = []
+        self._fence_pieces: list[tuple[str, list[Line]]] = []
         self._fence_language = ""
         self._block_parser = block_parser()
         self.width = 0
@@ -83,8 +83,8 @@ class RenderedDocument:
         """Lines of the final blocks: these never change until the width or palette does."""
         return len(self._lines)
 
-    def line(self, y: int) -> Strip:
-        """Line ``y`` (blank past the end)."""
+    def line(self, y: int) -> Line:
+        """Line ``y`` (blank past the end); do not modify it."""
         if y < len(self._lines):
             return self._lines[y]
         index = y - len(self._lines) - self._tail_offset()
@@ -93,8 +93,8 @@ class RenderedDocument:
         return _BLANK
 
     def lines(self) -> list[Strip]:
-        """All lines, for tests and tools."""
-        return [self.line(y) for y in range(self.height)]
+        """All lines as Strips, for tests and tools."""
+        return [Strip(self.line(y)) for y in range(self.height)]
 
     @property
     def missing_lexers(self) -> set[str]:
@@ -166,7 +166,7 @@ class RenderedDocument:
         code = last.content[:-1] if last.content.endswith("\n") else last.content
         return head, last.info, code
 
-    def _render_fence(self, renderer: BlockRenderer, language: str, code: str) -> list[Strip]:
+    def _render_fence(self, renderer: BlockRenderer, language: str, code: str) -> list[Line]:
         """An open code block's panel, reusing the pieces whose lines are all complete.
 
         Each piece is coloured on its own, so a string or comment spanning two pieces may look

@@ -1,9 +1,12 @@
-"""Rendering one Markdown block to terminal lines (Strips) at a given width.
+"""Rendering one Markdown block to terminal lines at a given width.
 
 The renderer works from markdown-it tokens and builds Textual ``Content`` with styles that were
 resolved beforehand (a :class:`Palette`), so rendering is plain data work: no markup parser ever
 sees the text, and nothing in the output is clickable (links are shown as text, with their URL).
-A block is rendered once when it becomes final; the widget keeps the Strips.
+A block is rendered once when it becomes final and its lines are kept. A line is a plain list of
+Rich Segments, not a Textual ``Strip``: a Strip allocates seven small caches, which for every line
+of every reply in a long chat adds up to megabytes and to work for each full garbage collection.
+The widget makes a Strip only for a line it draws.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from pygments.token import _TokenType
 from rich.cells import cell_len
 from rich.segment import Segment
 from textual.content import Content, Span
-from textual.strip import Strip
 from textual.style import Style
 
 from edgechat_tui.ui.widgets import _md_lexers
 from edgechat_tui.ui.widgets._md_lexers import TAB_SIZE
+
+Line = list[Segment]
+"""One rendered line: Segments laid left to right, at most the render width in cells."""
 
 BULLETS = ("• ", "◦ ", "▪ ", "‣ ")
 QUOTE_BAR = "▌ "
@@ -194,20 +199,20 @@ def inline_content(tokens: Sequence[Token], palette: Palette) -> Content:
     return builder.content()
 
 
-def _content_strips(content: Content, width: int, base: Style) -> list[Strip]:
+def content_lines(content: Content, width: int, base: Style) -> list[Line]:
     """Word-wrap Content to ``width`` and render each line on ``base``."""
     if width <= 0:
         return []
-    return [_line_strip(line, base) for line in content.wrap(width)] or [Strip([])]
+    return [content_line(line, base) for line in content.wrap(width)] or [[]]
 
 
-def _line_strip(line: Content, base: Style) -> Strip:
-    """One line of Content (no wrapping) as a Strip, its styles laid over ``base``."""
-    return Strip([Segment(text, style.rich_style) for text, style in line.render(base, end="") if text])
+def content_line(line: Content, base: Style) -> Line:
+    """One line of Content (no wrapping), its styles laid over ``base``."""
+    return [Segment(text, style.rich_style) for text, style in line.render(base, end="") if text]
 
 
 class BlockRenderer:
-    """Renders Markdown block sources to Strips for one width and palette."""
+    """Renders Markdown block sources to lines for one width and palette."""
 
     def __init__(
         self, parser: MarkdownIt, palette: Palette, width: int, *, wait_for_lexers: bool = False
@@ -227,7 +232,7 @@ class BlockRenderer:
             self.missing_lexers.add(_md_lexers.normalise(language))
         return _md_lexers.cached(language)
 
-    def render_source(self, source: str) -> list[Strip]:
+    def render_source(self, source: str) -> list[Line]:
         """Render the top-level block(s) in ``source``."""
         tokens = self.parser.parse(source)
         return self.render_nodes(SyntaxTreeNode(tokens).children, self.width, self.palette.base)
@@ -236,21 +241,21 @@ class BlockRenderer:
 
     def render_nodes(
         self, nodes: Sequence[SyntaxTreeNode], width: int, base: Style, *, tight: bool = False
-    ) -> list[Strip]:
+    ) -> list[Line]:
         """Blocks one after another, a blank line between them unless the list is tight."""
-        lines: list[Strip] = []
+        lines: list[Line] = []
         for node in nodes:
             block = self.render_node(node, width, base, tight=tight)
             if not block:
                 continue
             if lines and not tight:
-                lines.append(Strip([]))
+                lines.append([])
             lines.extend(block)
         return lines
 
     def render_node(
         self, node: SyntaxTreeNode, width: int, base: Style, *, tight: bool = False
-    ) -> list[Strip]:
+    ) -> list[Line]:
         kind = node.type
         if kind == "paragraph":
             return self._inline_strips(node, width, base)
@@ -266,17 +271,17 @@ class BlockRenderer:
         if kind == "table":
             return self._table(node, width, base)
         if kind == "hr":
-            return [Strip([Segment("─" * width, (base + self.palette.rule).rich_style)])]
+            return [[Segment("─" * width, (base + self.palette.rule).rich_style)]]
         if node.children:
             return self.render_nodes(node.children, width, base, tight=tight)
-        return _content_strips(Content(node.content), width, base)
+        return content_lines(Content(node.content), width, base)
 
-    def _inline_strips(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Strip]:
+    def _inline_strips(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Line]:
         inline = node.children[0] if node.children else None
         tokens = inline.token.children if inline is not None and inline.token is not None else None
-        return _content_strips(inline_content(tokens or [], self.palette), width, base)
+        return content_lines(inline_content(tokens or [], self.palette), width, base)
 
-    def _list(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Strip]:
+    def _list(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Line]:
         depth = 0
         parent = node.parent
         while parent is not None:
@@ -297,22 +302,22 @@ class BlockRenderer:
         inner_width = max(width - marker_width, 1)
         marker_style = (base + self.palette.bullet).rich_style
         indent = Segment(" " * marker_width, self._blank_style)
-        lines: list[Strip] = []
+        lines: list[Line] = []
         for marker, item in zip(markers, items, strict=True):
-            body = self.render_nodes(item.children, inner_width, base, tight=tight) or [Strip([])]
+            body = self.render_nodes(item.children, inner_width, base, tight=tight) or [[]]
             if lines and not tight:
-                lines.append(Strip([]))
-            lines.append(Strip([Segment(marker, marker_style), *body[0]]))
-            lines.extend(Strip([indent, *line]) for line in body[1:])
+                lines.append([])
+            lines.append([Segment(marker, marker_style), *body[0]])
+            lines.extend([indent, *line] for line in body[1:])
         return lines
 
-    def _quote(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Strip]:
+    def _quote(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Line]:
         inner_base = base + self.palette.quote
         body = self.render_nodes(node.children, max(width - cell_len(QUOTE_BAR), 1), inner_base)
         bar = Segment(QUOTE_BAR, (base + self.palette.quote_bar).rich_style)
-        return [Strip([bar, *line]) for line in body or [Strip([])]]
+        return [[bar, *line] for line in body or [[]]]
 
-    def _code(self, node: SyntaxTreeNode, width: int) -> list[Strip]:
+    def _code(self, node: SyntaxTreeNode, width: int) -> list[Line]:
         """A code block: syntax colours on a background panel, long lines folded, not cut."""
         language = fence_language(node.info)
         code = node.content[:-1] if node.content.endswith("\n") else node.content
@@ -322,15 +327,15 @@ class BlockRenderer:
             self.code_bottom(width),
         ]
 
-    def code_top(self, language: str, width: int) -> Strip:
+    def code_top(self, language: str, width: int) -> Line:
         """The first line of a code panel: blank, with the language at its right."""
         return self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style, language)
 
-    def code_bottom(self, width: int) -> Strip:
+    def code_bottom(self, width: int) -> Line:
         """The last line of a code panel."""
         return self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style)
 
-    def code_lines(self, code: str, language: str, width: int) -> list[Strip]:
+    def code_lines(self, code: str, language: str, width: int) -> list[Line]:
         """The lines of code inside a panel, coloured if the language's lexer is loaded."""
         palette = self.palette
         panel = palette.base + palette.code_block
@@ -343,11 +348,11 @@ class BlockRenderer:
         for line in content.split("\n", allow_blank=True):
             line = line.expand_tabs(TAB_SIZE)
             for part in line.fold(inner) if line.cell_length > inner else [line]:
-                segments = [pad, *_line_strip(part, panel)]
+                segments = [pad, *content_line(part, panel)]
                 lines.append(self._panel_line(segments, width, panel_style))
         return lines
 
-    def _panel_line(self, segments: list[Segment], width: int, style: object, label: str = "") -> Strip:
+    def _panel_line(self, segments: Line, width: int, style: object, label: str = "") -> Line:
         """A full-width line of the code panel, optionally with the language at its right."""
         used = sum(cell_len(segment.text) for segment in segments)
         if label and cell_len(label) + 2 <= width - used:
@@ -361,9 +366,9 @@ class BlockRenderer:
             ]
         elif used < width:
             segments = [*segments, Segment(" " * (width - used), style)]  # type: ignore[arg-type]
-        return Strip(segments)
+        return segments
 
-    def _table(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Strip]:
+    def _table(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Line]:
         from edgechat_tui.ui.widgets._md_table import render_table
 
         return render_table(node, width, base, self.palette)

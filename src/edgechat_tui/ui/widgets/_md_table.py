@@ -1,4 +1,4 @@
-"""Rendering a Markdown (GitHub) table to Strips that fit a width.
+"""Rendering a Markdown (GitHub) table to lines that fit a width.
 
 Columns take their natural width when the table fits; otherwise the widest columns are narrowed
 first (cells wrap), so short columns stay readable. When not even one cell per column fits, the
@@ -10,10 +10,9 @@ from __future__ import annotations
 from markdown_it.tree import SyntaxTreeNode
 from rich.segment import Segment
 from textual.content import Content
-from textual.strip import Strip
 from textual.style import Style
 
-from edgechat_tui.ui.widgets._md_render import Palette, _content_strips, _line_strip, inline_content
+from edgechat_tui.ui.widgets._md_render import Line, Palette, content_line, content_lines, inline_content
 
 
 def _cells(row: SyntaxTreeNode, palette: Palette) -> list[tuple[Content, str]]:
@@ -54,7 +53,7 @@ def fit_columns(natural: list[int], available: int) -> list[int]:
     return widths
 
 
-def render_table(node: SyntaxTreeNode, width: int, base: Style, palette: Palette) -> list[Strip]:
+def render_table(node: SyntaxTreeNode, width: int, base: Style, palette: Palette) -> list[Line]:
     """A table as box-drawn lines no wider than ``width``."""
     header_rows: list[list[tuple[Content, str]]] = []
     body_rows: list[list[tuple[Content, str]]] = []
@@ -77,8 +76,8 @@ def render_table(node: SyntaxTreeNode, width: int, base: Style, palette: Palette
     border = (base + palette.table_border).rich_style
     header_base = base + palette.table_header
 
-    def rule(left: str, middle: str, right: str) -> Strip:
-        return Strip([Segment(left + middle.join("─" * (w + 2) for w in widths) + right, border)])
+    def rule(left: str, middle: str, right: str) -> Line:
+        return [Segment(left + middle.join("─" * (w + 2) for w in widths) + right, border)]
 
     lines = [rule("┌", "┬", "┐")]
     for row in header_rows:
@@ -91,7 +90,7 @@ def render_table(node: SyntaxTreeNode, width: int, base: Style, palette: Palette
     return lines
 
 
-def _row_lines(row: list[tuple[Content, str]], widths: list[int], base: Style, border: object) -> list[Strip]:
+def _row_lines(row: list[tuple[Content, str]], widths: list[int], base: Style, border: object) -> list[Line]:
     """One table row, as many lines high as its tallest wrapped cell."""
     blank = base.rich_style
     wrapped = [content.wrap(width) or [Content("")] for (content, _), width in zip(row, widths, strict=True)]
@@ -104,10 +103,10 @@ def _row_lines(row: list[tuple[Content, str]], widths: list[int], base: Style, b
             spare = max(width - text.cell_length, 0)
             left = spare if align == "right" else spare // 2 if align == "center" else 0
             segments.append(Segment(" " * (1 + left), blank))
-            segments.extend(_line_strip(text, base))
+            segments.extend(content_line(text, base))
             segments.append(Segment(" " * (1 + spare - left), blank))
             segments.append(Segment("│", border))  # type: ignore[arg-type]
-        lines.append(Strip(segments))
+        lines.append(segments)
     return lines
 
 
@@ -117,15 +116,15 @@ def _stacked(
     width: int,
     base: Style,
     palette: Palette,
-) -> list[Strip]:
+) -> list[Line]:
     """A table too wide for any grid: each row as "header: value" lines, rows apart."""
     headers = [content for content, _ in header_rows[0]] if header_rows else []
-    lines: list[Strip] = []
+    lines: list[Line] = []
     for row in body_rows or header_rows:
         if lines:
-            lines.append(Strip([]))
+            lines.append([])
         for index, (content, _) in enumerate(row):
             label = headers[index] if index < len(headers) else Content("")
             line = Content.assemble(label.stylize(palette.table_header), ": ", content)
-            lines.extend(_content_strips(line, width, base))
+            lines.extend(content_lines(line, width, base))
     return lines

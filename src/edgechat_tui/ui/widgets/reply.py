@@ -4,7 +4,7 @@ Textual's ``Markdown`` mounts a widget per block, and a long reply of a few hund
 seconds to lay out. This widget is a single line-API widget instead:
 
 * the text is cut into top-level blocks (:mod:`._md_blocks`); a block that can no longer change
-  is rendered once, to Strips, and kept; only the open last block is re-rendered as text arrives;
+  is rendered once, to lines of Segments, and kept; only the open last block is re-rendered as text arrives;
 * updates are coalesced: ``append`` only stores text, and at most one render happens per frame
   interval (longer if rendering itself is slow), so a fast stream cannot flood the event loop;
 * only the lines that are on screen are drawn (``render_line``); the widget's height is its line
@@ -22,6 +22,7 @@ from dataclasses import replace
 from time import monotonic
 from typing import ClassVar
 
+from rich.segment import Segment
 from textual.geometry import Region, Size
 from textual.highlight import ANSIDarkHighlightTheme, ANSILightHighlightTheme, HighlightTheme
 from textual.strip import Strip
@@ -342,5 +343,9 @@ class ReplyMarkdown(Widget):
         document = self._document
         if width != document.width or self._palette_stale:
             self._ensure_layout(width)
-        base = document.palette.base.rich_style if document.palette is not None else None
-        return document.line(y).crop_extend(0, width, base)
+        segments = document.line(y)
+        length = Segment.get_line_length(segments)
+        if length < width:
+            base = document.palette.base.rich_style if document.palette is not None else None
+            return Strip([*segments, Segment(" " * (width - length), base)], width)
+        return Strip(segments, length).crop(0, width)
