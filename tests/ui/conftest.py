@@ -102,6 +102,14 @@ async def wait_ready(pilot: Pilot) -> None:
                      and app.chat.turn is None, what="the chat to be ready")
 
 
+async def wait_settled(pilot: Pilot) -> None:
+    """Until every reply has rendered all it holds (code colours included)."""
+    from edgechat_tui.ui.widgets.messages import AssistantMessage
+
+    await wait_until(pilot, lambda: all(w.body.settled for w in pilot.app.query(AssistantMessage)),
+                     what="the replies to settle")
+
+
 def screen_text(app: EdgechatApp) -> str:
     """What the terminal shows, as text (the top screen, composed)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -47,7 +47,7 @@ async def test_history_is_shown_scrolled_to_the_end(tmp_path, settings):
         await wait_until(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
                          what="the pane at its end")
         assert "a11" in screen_text(app)
-        assert "ctx" in app.chat.status.plain and "24 of 24 messages" in app.chat.status.plain
+        await wait_until(pilot, lambda: "24 of 24 messages" in app.chat.status.plain, what="the context")
         # Up in the empty input recalls what the user sent.
         await pilot.press("up")
         assert app.chat.prompt.text == "q11"
@@ -72,8 +72,8 @@ async def test_send_streams_the_reply_and_saves_the_turn(settings, fake):
         assert [(m["role"], m["content"][:7]) for m in stored] == [("user", "hello t"),
                                                                    ("assistant", "# Title")]
         assert fake.run_requests[-1].body["messages"][-1] == {"role": "user", "content": "hello there"}
-        status = app.chat.status.plain
-        assert "2 of 2 messages" in status and "last reply" in status
+        await wait_until(pilot, lambda: "2 of 2 messages" in app.chat.status.plain, what="the context")
+        assert "last reply" in app.chat.status.plain
 
 
 async def test_status_shows_speed_while_streaming(settings, fake):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgechat_tui.config import load_settings
 from tests.fakes.workers_ai import quota_error
-from tests.ui.conftest import SIZE, make_app, wait_ready, wait_until, write_history
+from tests.ui.conftest import SIZE, make_app, wait_ready, wait_settled, wait_until, write_history
 
 CODE_AND_TABLE = (
     "Here is the function, and how it behaves:\n\n"
@@ -43,8 +43,8 @@ def test_conversation_with_code_and_table(snap_compare, settings):
 
     async def ready(pilot):
         await wait_ready(pilot)
-        await wait_until(pilot, lambda: "1 of" not in pilot.app.chat.status.plain
-                         and "ctx" in pilot.app.chat.status.plain, what="the context")
+        await wait_until(pilot, lambda: "ctx" in pilot.app.chat.status.plain, what="the context")
+        await wait_settled(pilot)
 
     assert snap_compare(make_app(settings), terminal_size=SIZE, run_before=ready)
 
@@ -56,6 +56,7 @@ def test_stopped_reply(snap_compare, settings):
     async def ready(pilot):
         await wait_ready(pilot)
         await wait_until(pilot, lambda: "ctx" in pilot.app.chat.status.plain, what="the context")
+        await wait_settled(pilot)
 
     assert snap_compare(make_app(settings), terminal_size=SIZE, run_before=ready)
 

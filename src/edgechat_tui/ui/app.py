@@ -9,6 +9,7 @@ background too).
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -68,6 +69,7 @@ class EdgechatApp(App[None]):
         #: Printed on the terminal once the app has exited (the setup screen's advice).
         self.exit_text: str | None = None
         self._saved_theme: str | None = None
+        self._code_colours_loaded = False
 
     # --- the screen ---------------------------------------------------------------------------
 
@@ -97,7 +99,10 @@ class EdgechatApp(App[None]):
             self.chat.prompt.cursor_blink = False
         self._apply_saved_theme()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        self.run_worker(self._start(), group="agent", exclusive=True, exit_on_error=False)
+        # After the first frame: creating the agent imports the HTTP client in a thread, which
+        # competes with the drawing for the interpreter.
+        self.call_after_refresh(self.run_worker, self._start(), group="agent", exclusive=True,
+                                exit_on_error=False)
 
     async def _start(self) -> None:
         for warning in self.settings.warnings:
@@ -132,7 +137,19 @@ class EdgechatApp(App[None]):
         await chat.attach(agent)
         if old is not None:
             await old.aclose()
+        # What exists now (modules, widgets, the history) lives as long as the app: keep it out
+        # of the garbage collector's scans, whose pauses would otherwise land while a reply streams.
+        gc.freeze()
+        if not self._code_colours_loaded:
+            self._code_colours_loaded = True
+            self.run_worker(self._preload_code_colours(), group="preload", exit_on_error=False)
         return True
+
+    async def _preload_code_colours(self) -> None:
+        # Once the conversation is shown, so that the first reply with code is coloured at once.
+        from edgechat_tui.ui.widgets.reply import preload_code_colours
+
+        await preload_code_colours()
 
     async def switch_user(self, user: str) -> bool:
         """Use another profile in place (``/user NAME``)."""

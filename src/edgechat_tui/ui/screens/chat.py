@@ -5,8 +5,9 @@ the agent ends the request and keeps what arrived, marked stopped; if nothing ha
 user's text goes back into the input. A failure (an :class:`EdgechatError` from the iteration)
 takes the turn out of the pane, shows the error with its hint, and puts the text back.
 
-Streamed text is handed to the reply widget at most :data:`FLUSH_INTERVAL` apart, so a fast
-stream costs one render per frame, not one per token.
+Streamed text goes to the reply widget piece by piece; the widget renders at most once a frame,
+so a fast stream costs one render per frame, not one per token. The status line's figures are
+refreshed four times a second.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ from edgechat_tui.ui.widgets.messages import AssistantMessage
 from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
 
-# Streamed text reaches the reply widget at most this often (seconds): about one frame.
-FLUSH_INTERVAL = 1 / 30
 # The context preview is recomputed this long after the user stops typing.
 PREVIEW_DELAY = 0.4
 RESTORED_ADVICE = "Your message is back in the input: press Enter to send it again (or /retry, Ctrl+R)."
@@ -52,8 +51,6 @@ class Turn:
     meter: TurnMeter = field(default_factory=TurnMeter)
     user_entry: Entry | None = None
     reply_entry: Entry | None = None
-    pending: list[str] = field(default_factory=list)
-    flush_timer: Timer | None = None
     retry: Retrying | None = None
     retry_deadline: float = 0.0
     ticker: Timer | None = None
@@ -277,7 +274,6 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
                 if isinstance(event, TextDelta):
                     self._queue_text(turn, event.text)
                 elif isinstance(event, Retrying):
-                    self._flush(turn)
                     turn.retry = event
                     turn.retry_deadline = time.monotonic() + event.wait
                     self._tick(turn)
@@ -296,25 +292,16 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             self._end_turn(turn)
 
     def _queue_text(self, turn: Turn, text: str) -> None:
+        # The reply widget takes every piece and renders at most once a frame itself; the status
+        # line's speed is refreshed by the quarter-second ticker, not per piece.
+        first = turn.meter.first_text_at is None
         turn.meter.add_text(text)
-        if turn.retry is not None:
-            turn.retry = None
-        turn.pending.append(text)
-        if turn.flush_timer is None:
-            turn.flush_timer = self.set_timer(FLUSH_INTERVAL, lambda: self._flush(turn))
-
-    def _flush(self, turn: Turn) -> None:
-        if turn.flush_timer is not None:
-            turn.flush_timer.stop()
-            turn.flush_timer = None
-        if not turn.pending:
-            return
-        text = "".join(turn.pending)
-        turn.pending.clear()
+        turn.retry = None
         reply = turn.reply
         if reply is not None and reply.live:
             reply.append(text)
-        self._show_streaming(turn)
+        if first:
+            self._show_streaming(turn)
 
     def _show_waiting(self, turn: Turn) -> None:
         info = self.agent.info if self.agent else None
@@ -351,9 +338,10 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
                 turn.reply.set_note(state)
         elif turn.meter.first_text_at is None:
             self._show_waiting(turn)
+        else:
+            self._show_streaming(turn)
 
     def _finish(self, turn: Turn, done: Done) -> None:
-        self._flush(turn)
         turn.done = True
         reply, entry = turn.reply, turn.reply_entry
         if reply is not None and not reply.text and done.message.content:
@@ -368,15 +356,13 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         turn.meter.finish(done.usage)
         tokens = turn.meter.tokens
         self._set_ready(detail=f"last reply {short_count(tokens)} tokens")
-        if done.context is not None:
-            self._show_context(done.context)
+        # Done.context describes the request just sent; the status line is about the next one.
         self.refresh_context()
 
     def _stopped(self, turn: Turn) -> None:
         """Esc: keep what arrived, marked stopped; with nothing arrived, give the text back."""
         if turn.done:
             return
-        self._flush(turn)
         turn.done = True
         reply, entry = turn.reply, turn.reply_entry
         if reply is not None and reply.text:
@@ -393,7 +379,6 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
 
     async def _failed(self, turn: Turn, message: str, hint: str | None) -> None:
         turn.done = True
-        self._flush(turn)
         self._take_back(turn)
         self.failed_text = turn.text
         advice = RESTORED_ADVICE if self._prompt.text == turn.text else KEPT_ADVICE
@@ -416,10 +401,9 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             self._prompt.set_text(turn.text)
 
     def _end_turn(self, turn: Turn) -> None:
-        for timer in (turn.flush_timer, turn.ticker):
-            if timer is not None:
-                timer.stop()
-        turn.flush_timer = turn.ticker = None
+        if turn.ticker is not None:
+            turn.ticker.stop()
+            turn.ticker = None
         if self.turn is turn:
             self.turn = None
         self._prompt.clear_refusal()

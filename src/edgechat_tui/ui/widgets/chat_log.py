@@ -26,7 +26,7 @@ from textual.widgets import Static
 from edgechat_tui.agent.base import Message
 from edgechat_tui.ui.widgets.messages import AssistantMessage, ErrorNotice, InfoNotice, UserMessage
 
-INITIAL_WINDOW = 30
+INITIAL_WINDOW = 16
 PAGE = 20
 MAX_MOUNTED = 70
 # Rows from the top (or bottom) at which the next page is mounted.

@@ -52,8 +52,11 @@ class CommandSuggestions(Static):
         return self.items[self.highlighted] if self.items else None
 
     def show(self, items: list[Suggestion]) -> None:
+        items = items[:MAX_SUGGESTIONS]
+        if items == self.items:
+            return  # most keys typed change nothing here: no repaint, no new layout
         keep = self.current.replacement if self.current else None
-        self.items = items[:MAX_SUGGESTIONS]
+        self.items = items
         replacements = [item.replacement for item in self.items]
         self.highlighted = replacements.index(keep) if keep in replacements else 0
         self.set_class(bool(self.items), "-open")
