@@ -67,6 +67,7 @@ class EagerReply(ReplyMarkdown):
     """Renders on every chance (no frame coalescing), so each forced pause is a real render."""
 
     UPDATE_INTERVAL = 0.0
+    STREAM_HEIGHT_STEP = 4
 
 
 class ReplyApp(App[None]):
@@ -360,10 +361,15 @@ async def test_replies_stack_in_a_chat_pane_with_their_full_height() -> None:
         assert first.size.height == len(first.rendered_lines()) > 3
         assert user.region.y == first.region.bottom
         assert live.size.height == 0
-        live.append("Streaming *now*\n\n- a\n- b\n")
+        live.append("Streaming *now*\n\n- a\n- b\n- c\n")
         await settle(pilot, live)
-        assert live.size.height == len(live.rendered_lines()) == 4
+        assert len(live.rendered_lines()) == 5
+        # While streaming the height grows a few lines at a time: spare lines are blank.
+        assert live.size.height == 8 == 2 * ReplyMarkdown.STREAM_HEIGHT_STEP
         assert live.region.y == user.region.bottom
+        live.finish()
+        await settle(pilot, live)
+        assert live.size.height == 5
 
 
 async def test_theme_change_recolours_the_reply() -> None:

@@ -123,6 +123,9 @@ class ReplyMarkdown(Widget):
     """Least time between two renders of a streaming reply. 30 a second reads as smooth, and
     leaves time between frames for keys: each render costs a layout and a repaint of the screen."""
 
+    STREAM_HEIGHT_STEP: ClassVar[int] = 4
+    """While streaming, the height grows this many lines at a time (see ``_height``)."""
+
     def __init__(
         self,
         text: str = "",
@@ -173,12 +176,15 @@ class ReplyMarkdown(Widget):
         """The stream ended: every block is final (an open code block is closed) and rendered."""
         if self._final:
             return
+        streaming_height = self._height()
         self._final = True
         self._add(self._sanitizer.flush())
         self._document.add_final(self._splitter.close())
         self._document.set_tail("")
         if self.is_mounted:
             self._update()
+            if self._height() != streaming_height:  # the spare lines of streaming go
+                self.refresh(layout=True)
 
     def rendered_lines(self) -> list[Strip]:
         """All lines as last rendered (final blocks and the open tail), for tests and tools."""
@@ -228,7 +234,7 @@ class ReplyMarkdown(Widget):
         self._take_text()
         document = self._document
         if document.width and not self._palette_stale:
-            old_height = document.height
+            old_height = self._height()
             first_changed = document.render()
             self._refresh_from(first_changed, old_height)
             self._load_missing_lexers()
@@ -243,10 +249,23 @@ class ReplyMarkdown(Widget):
         Lines above ``first_changed`` keep their place and content, so Textual's own cache of
         them stays valid: a frame costs the changed lines, not the whole reply on screen.
         """
-        height = self._document.height
+        height = self._height()
         end = max(height, old_height)
         region = Region(0, first_changed, max(self.size.width, 1), max(end - first_changed, 1))
         self.refresh(region, layout=height != old_height)
+
+    def _height(self) -> int:
+        """The widget's height in lines: while streaming, rounded up to a whole step.
+
+        Each change of height costs a layout and a repaint of everything on screen below the
+        reply's top (the chat scrolls); growing a few lines at a time makes that rarer. The
+        spare lines are blank, and go when the reply is finished.
+        """
+        height = self._document.height
+        step = self.STREAM_HEIGHT_STEP
+        if self._final or step <= 1 or not height:
+            return height
+        return -(-height // step) * step
 
     # -- code colours ---------------------------------------------------------------------------
 
@@ -262,7 +281,7 @@ class ReplyMarkdown(Widget):
             self._loading_lexers.discard(language)
         if _md_lexers.cached(language) is None:
             return  # unknown language: the code stays uncoloured, as rendered
-        old_height = self._document.height
+        old_height = self._height()
         first_changed = self._document.relex(language)
         if first_changed is not None:
             self._refresh_from(first_changed, old_height)
@@ -334,7 +353,7 @@ class ReplyMarkdown(Widget):
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         self._ensure_layout(width)
-        return self._document.height
+        return self._height()
 
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
