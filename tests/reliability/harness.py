@@ -73,8 +73,10 @@ class Workspace:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = clean_environ()
+        # The repository root first (for tests.fakes), then whatever the caller had (a checkout's src).
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         env.update(EDGECHAT_CONFIG=str(self.config_path), EDGECHAT_DATA_DIR=str(self.data_dir),
-                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1")
         env.update(extra)
         return env
 

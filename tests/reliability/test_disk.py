@@ -22,9 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.errors import StorageError
 from tests.reliability.figures import FIGURES
 from tests.reliability.harness import (
     Unavailable,
@@ -37,6 +34,7 @@ from tests.reliability.harness import (
     snapshot,
     tmpfs,
 )
+from tests.reliability.sweeps import disk_full_sweep
 
 CLASS = "disk: read-only, missing, a file, full; config dir unwritable"
 COMMAND = "pytest tests/reliability/test_disk.py"
@@ -185,58 +183,14 @@ def test_disk_full_while_appending(workspace: Workspace, workers_ai) -> None:
 def test_disk_full_at_each_offset_of_a_write(tmp_path: Path) -> None:
     """In-process, many times: the free room in the file's last page is swept, so the ENOSPC lands at
     every distance from the start of the record (a short write, then the error)."""
-    tried = failed_writes = 0
-    problems: list[str] = []
-    reply_text = "r" * 4200  # longer than a page: never fits in the room left
     try:
         with tmpfs(tmp_path / "disk", 32) as disk:
-            for pad in range(0, 4096, 61):
-                for path in disk.iterdir():
-                    if path.is_dir():
-                        for child in path.iterdir():
-                            child.unlink()
-                        path.rmdir()
-                    else:
-                        path.unlink()
-                data_dir = disk / "data"
-                store = HistoryStore(data_dir, "full")
-                store.append_turn(Message(role="user", content="first"),
-                                  Message(role="assistant", content="p" * pad))
-                original = store.path.read_bytes()
-                filler = fill_disk(disk)
-                tried += 1
-                try:
-                    store.append_turn(Message(role="user", content="second"),
-                                      Message(role="assistant", content=reply_text))
-                    fitted = True
-                except StorageError as exc:
-                    fitted = False
-                    failed_writes += 1
-                    if "disk is full" not in exc.message:
-                        problems.append(f"pad {pad}: unclear error {exc.message!r}")
-                    if store.path.read_bytes() != original:
-                        problems.append(f"pad {pad}: the failed write changed the file")
-                filler.unlink()
-                fresh = HistoryStore(data_dir, "full",
-                                     warn=lambda w, pad=pad: problems.append(f"pad {pad}: {w}"))
-                expected = ["first", "second"] if fitted else ["first"]
-                if [m.content for m in fresh.load() if m.role == "user"] != expected:
-                    problems.append(f"pad {pad}: after the fault the history holds other turns")
-                fresh.append_turn(Message(role="user", content="third"),
-                                  Message(role="assistant", content="ok"))
-                reread = HistoryStore(data_dir, "full").load()
-                if [m.content for m in reread if m.role == "user"] != [*expected, "third"]:
-                    problems.append(f"pad {pad}: a turn saved after the fault is missing")
-                leftovers = [p.name for p in data_dir.iterdir() if p.name.endswith(".tmp")]
-                if leftovers:
-                    problems.append(f"pad {pad}: temp files left: {leftovers}")
+            sweep = disk_full_sweep(disk, list(range(0, 4096, 61)))
     except Unavailable as exc:
         _unavailable(exc)
-    FIGURES.add(FULL_CLASS, command=f"{COMMAND} -k each_offset", tried=tried,
-                lost=sum("changed" in p or "missing" in p or "other turns" in p for p in problems),
-                unclear=sum("unclear" in p for p in problems), note=problems[0] if problems else None)
-    assert failed_writes == tried, f"only {failed_writes} of {tried} writes met a full disk"
-    assert not problems, problems[:5]
+    FIGURES.add(FULL_CLASS, command=f"{COMMAND} -k each_offset", tried=sweep.tried, lost=len(sweep.lost),
+                unclear=len(sweep.unclear), note=sweep.problems[0] if sweep.problems else None)
+    assert not sweep.problems, sweep.problems[:5]
 
 
 def test_config_dir_unwritable(workspace: Workspace, workers_ai) -> None:

@@ -276,7 +276,7 @@ def test_config_file_and_dir_stay_private_after_every_write(workspace: Workspace
             leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
             if leftovers:
                 problems.append(f"after {args[1:3]}: temp files left: {leftovers}")
-    FIGURES.add(TOKEN_CLASS, command=f"{COMMAND} -k private", tried=len(steps), lost=len(problems),
+    FIGURES.add(TOKEN_CLASS, command=COMMAND, tried=len(steps), lost=len(problems),
                 note="; ".join(problems) or None)
     assert not problems, problems
 
@@ -326,6 +326,6 @@ def test_history_files_stay_private(workspace: Workspace, workers_ai) -> None:
     if _mode(workspace.data_dir) != 0o700:
         problems.append(f"data dir {_mode(workspace.data_dir):o}")
     problems += [f"{p.name} is {_mode(p):o}" for p in workspace.data_dir.iterdir() if _mode(p) != 0o600]
-    FIGURES.add(TOKEN_CLASS, command=f"{COMMAND} -k history_files", tried=len(names) + 1, lost=len(problems),
+    FIGURES.add(TOKEN_CLASS, command=COMMAND, tried=len(names) + 1, lost=len(problems),
                 note="; ".join(problems) or None)
     assert not problems, problems

@@ -9,138 +9,41 @@ is saved before that); that is the moment these tests count a turn as reported.
 from __future__ import annotations
 
 import random
-import re
 import threading
 
 import pytest
 
-from tests.fakes.workers_ai import ErrorReply, FakeWorkersAI, Reply
+from tests.fakes.workers_ai import ErrorReply, Reply
 from tests.reliability.conftest import scale
 from tests.reliability.figures import FIGURES
 from tests.reliability.harness import (
     Unavailable,
     Workspace,
     audit_turns,
-    check_output_for_secrets,
     echo_reply_ok,
-    edgechat_command,
     read_history,
     read_only,
     secrets_in,
 )
-from tests.reliability.pty_driver import PtyProcess
 from tests.reliability.scenarios import ConcurrencyReport, one_shot_loop, slow_echo, stale_contexts
 from tests.reliability.test_security import HOSTILE_REPLY
+from tests.reliability.tui_session import finish, send, start_tui, tui_crash_rounds, wait_reported
 
 CRASH_CLASS = "crash: TUI killed (SIGKILL) mid-turn in a pty"
 CONCURRENCY_CLASS = "concurrency: a TUI and one-shot loops, one user"
 ESCAPE_CLASS = "security: escape sequences in the TUI's pty bytes"
 DISK_CLASS = "disk: the TUI's typed text survives a failed save"
 COMMAND = "pytest tests/reliability/test_tui.py"
-PROMPT = b"Message edgechat"
-BUSY = re.compile(rb"waiting for the reply|streaming")
-STARTUP_TIMEOUT = 90.0
-TURN_TIMEOUT = 60.0
-
-
-def start_tui(space: Workspace, fake: FakeWorkersAI, user: str) -> PtyProcess:
-    tui = PtyProcess(edgechat_command(["--user", user]), space.local_env(fake.api_base), cwd=space.root)
-    try:
-        tui.wait_for(PROMPT, timeout=STARTUP_TIMEOUT)
-    except BaseException:
-        tui.close(quit_keys=None)
-        raise
-    return tui
-
-
-def send(tui: PtyProcess, text: str) -> int:
-    """Type ``text`` and Enter; returns the output offset before it, to look for what follows."""
-    start = tui.offset
-    tui.send(text + "\r")
-    return start
-
-
-def wait_reported(tui: PtyProcess, start: int, timeout: float = TURN_TIMEOUT) -> int:
-    """Wait until the status line went busy and then back to ready: the turn is saved and reported.
-
-    The replies are streamed slowly (slow_echo) so that the busy state is on screen for a while: a
-    turn faster than a frame could go from ready to ready without ever drawing it.
-    """
-    busy = tui.wait_for(BUSY, after=start, timeout=timeout)
-    return tui.wait_for(b"ready", after=busy, timeout=timeout)
-
-
-def wait_request(fake: FakeWorkersAI, seen: int, timeout: float = TURN_TIMEOUT):
-    fake.wait_for_requests(seen + 1, timeout)
-    return fake.requests[seen]
-
-
-def finish(tui: PtyProcess, where: str) -> bytes:
-    tui.close(quit_keys=None)
-    output = tui.output
-    check_output_for_secrets(where, output)
-    return output
-
-
 # --- crash -----------------------------------------------------------------------------------------
-
-TUI_PHASES = {"typed": 1, "request": 2, "stream": 2, "save": 3, "reported": 1}
 
 
 def test_tui_killed_mid_turn_loses_no_reported_turn(workspace: Workspace, workers_ai) -> None:
-    rng = random.Random()
-    workers_ai.default_reply = slow_echo(chunk_size=3, delay=0.01)
-    reported: list[str] = []
-    problems: list[str] = []
-    tried = killed = 0
-    user = "tuicrash"
-    for round_ in range(3 * scale()):
-        tui = start_tui(workspace, workers_ai, user)
-        try:
-            for j in range(rng.choice([1, 2, 3])):
-                turn = f"r{round_}-{j}-{rng.randrange(16**5):05x}"
-                tried += 1
-                seen = len(workers_ai.requests)
-                start = send(tui, turn)
-                wait_reported(tui, start)
-                reported.append(turn)
-            # The last turn of this process: killed at a random moment.
-            turn = f"r{round_}-last-{rng.randrange(16**5):05x}"
-            phase = rng.choices(list(TUI_PHASES), list(TUI_PHASES.values()))[0]
-            tried += 1
-            seen = len(workers_ai.requests)
-            start = send(tui, turn)
-            if phase != "typed":
-                request = wait_request(workers_ai, seen)
-                if phase == "stream":
-                    tui.wait_for(b"streaming", after=start)
-                elif phase == "save":
-                    request.finished.wait(TURN_TIMEOUT)
-                    threading.Event().wait(rng.uniform(0.0, 0.05))
-                elif phase == "reported":
-                    wait_reported(tui, start)
-                    reported.append(turn)
-            tui.kill()
-            killed += 1
-        finally:
-            output = finish(tui, "tui crash round")
-        if b"could not be loaded" in output:
-            problems.append(f"round {round_}: the TUI could not load the history")
-        try:
-            messages, warnings = read_history(workspace.data_dir, user)
-        except Exception as exc:
-            problems.append(f"after round {round_} ({phase}): {type(exc).__name__}: {exc}")
-            continue
-        if any("damaged" in w for w in warnings):
-            problems.append(f"after round {round_} ({phase}): damaged: {warnings}")
-        audit = audit_turns(messages, reported, echo_reply_ok)
-        if not audit.ok:
-            problems.append(f"after round {round_} ({phase}): {audit}")
-    lost = sum("lost [" in p and "lost []" not in p for p in problems)
-    FIGURES.add(CRASH_CLASS, command=f"{COMMAND} -k killed", tried=tried, lost=lost,
-                unclear=len(problems) - lost, note=problems[0] if problems else None)
-    assert not problems, problems
-    assert killed == 3 * scale()
+    report = tui_crash_rounds(workspace, workers_ai, 3 * scale(), random.Random())
+    FIGURES.add(CRASH_CLASS, command=f"{COMMAND} -k killed", tried=report.turns, lost=len(report.lost),
+                duplicated=len(report.duplicated), unclear=len(report.problems),
+                note=report.summary() if not report.ok else None)
+    assert report.ok, report.summary()
+    assert report.killed == 3 * scale()
 
 
 # --- concurrency -------------------------------------------------------------------------------------
