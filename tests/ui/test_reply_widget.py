@@ -391,6 +391,12 @@ async def test_theme_change_recolours_the_reply() -> None:
         await app.query_one("#pane").mount(fresh)
         await settle(pilot, fresh)
         assert picture(fresh) == light
+        app.theme = "ansi-dark"  # terminal colours: code falls back to the ANSI highlight theme
+        await settle(pilot, reply)
+        assert [line.text for line in reply.rendered_lines()] == [
+            line.text for line in fresh.rendered_lines()
+        ]
+        assert picture(reply) != light
 
 
 async def test_only_the_lines_on_screen_are_drawn() -> None:
@@ -474,3 +480,32 @@ async def test_empty_reply_takes_no_room() -> None:
         await settle(pilot, reply)
         assert reply.size.height == 0
         assert reply.rendered_lines() == []
+
+
+async def test_tables_fit_the_width_and_fall_back_to_rows_when_too_narrow() -> None:
+    table = (
+        "| key | value | description |\n|---|---|---|\n"
+        "| a | 1 | the first entry, described at some length so it must wrap |\n| b | 22 | short |\n"
+    )
+    reply = ReplyMarkdown(table)
+    app = ReplyApp(reply)
+    async with app.run_test(size=(40, 30)) as pilot:
+        await settle(pilot, reply)
+        lines = [line.text for line in reply.rendered_lines()]
+        width = reply.content_size.width
+        assert all(len(line) <= width for line in lines)
+        assert lines[0].startswith("┌─────┬───────┬") and lines[-1].startswith("└")
+        # Short columns keep their natural width; the long one wraps.
+        assert lines[1].startswith("│ key │ value │ description")
+        assert lines[3:6] == [
+            "│ a   │ 1     │ the first entry,       │",
+            "│     │       │ described at some      │",
+            "│     │       │ length so it must wrap │",
+        ]
+        await pilot.resize_terminal(14, 30)
+        await settle(pilot, reply)
+        lines = [line.text for line in reply.rendered_lines()]
+        # Too narrow for a grid: each row as "header: value" lines, a blank line between rows.
+        assert lines[:3] == ["key: a", "value: 1", "description:"]
+        assert lines[lines.index("key: b") - 1 :] == ["", "key: b", "value: 22", "description:", "short"]
+        assert all(len(line) <= reply.content_size.width for line in lines)

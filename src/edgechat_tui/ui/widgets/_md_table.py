@@ -82,7 +82,7 @@ def render_table(node: SyntaxTreeNode, width: int, base: Style, palette: Palette
     lines = [rule("┌", "┬", "┐")]
     for row in header_rows:
         lines.extend(_row_lines(row, widths, header_base, border))
-    if header_rows:
+    if header_rows and body_rows:
         lines.append(rule("├", "┼", "┤"))
     for row in body_rows:
         lines.extend(_row_lines(row, widths, base, border))
