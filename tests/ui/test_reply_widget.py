@@ -509,3 +509,16 @@ async def test_tables_fit_the_width_and_fall_back_to_rows_when_too_narrow() -> N
         assert lines[:3] == ["key: a", "value: 1", "description:"]
         assert lines[lines.index("key: b") - 1 :] == ["", "key: b", "value: 22", "description:", "short"]
         assert all(len(line) <= reply.content_size.width for line in lines)
+
+
+async def test_fence_names_from_a_reply_cannot_grow_the_lexer_cache_without_bound(monkeypatch) -> None:
+    monkeypatch.setattr(_md_lexers, "_loaded", {})
+    text = "".join(f"```lang{index}\nx\n```\n\n" for index in range(300))
+    text += "```" + "y" * 200 + "\nlong name\n```\n\n```python\nprint(1)\n```\n"
+    reply = ReplyMarkdown(text)
+    app = ReplyApp(reply)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, reply)
+        assert len(_md_lexers._loaded) <= _md_lexers._MAX_REMEMBERED
+        assert "y" * 200 not in _md_lexers._loaded
+        assert any("long name" in line.text for line in reply.rendered_lines())

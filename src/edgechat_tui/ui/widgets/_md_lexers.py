@@ -8,6 +8,7 @@ colours, the lexer is loaded in a thread, and the block is re-rendered when it i
 
 from __future__ import annotations
 
+import re
 import threading
 
 from pygments.lexer import Lexer
@@ -37,6 +38,10 @@ COMMON_LANGUAGES = (
 
 _loaded: dict[str, Lexer | None] = {}
 _lock = threading.Lock()
+# A fence's info word is untrusted: only plausible language names are looked up, and only so many
+# are remembered, so a reply cannot grow the cache or send threads after thousands of names.
+_NAME = re.compile(r"[a-z0-9][a-z0-9+#._-]{0,31}")
+_MAX_REMEMBERED = 256
 
 
 def normalise(language: str) -> str:
@@ -46,7 +51,12 @@ def normalise(language: str) -> str:
 
 def is_loaded(language: str) -> bool:
     """True if ``load`` would return at once (the lexer is loaded, or known not to exist)."""
-    return normalise(language) in _loaded
+    key = normalise(language)
+    return key in _loaded or not _worth_looking_up(key)
+
+
+def _worth_looking_up(key: str) -> bool:
+    return _NAME.fullmatch(key) is not None and (key in _loaded or len(_loaded) < _MAX_REMEMBERED)
 
 
 def cached(language: str) -> Lexer | None:
@@ -57,6 +67,8 @@ def cached(language: str) -> Lexer | None:
 def load(language: str) -> Lexer | None:
     """Load (blocking; safe in a worker thread) and cache the lexer; None for unknown languages."""
     key = normalise(language)
+    if not _worth_looking_up(key):
+        return None
     with _lock:
         if key in _loaded:
             return _loaded[key]
