@@ -67,9 +67,9 @@ def cached(language: str) -> Lexer | None:
 def load(language: str) -> Lexer | None:
     """Load (blocking; safe in a worker thread) and cache the lexer; None for unknown languages."""
     key = normalise(language)
-    if not _worth_looking_up(key):
-        return None
-    with _lock:
+    with _lock:  # checked under the lock: several threads may be loading at once
+        if not _worth_looking_up(key):
+            return None
         if key in _loaded:
             return _loaded[key]
         try:
