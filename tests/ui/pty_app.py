@@ -25,7 +25,11 @@ TUI_COMMAND = (
 
 
 class PtyApp:
-    """The TUI in a child process on a pty of ``size`` (columns, rows). Collects all it writes."""
+    """The TUI in a child process on a pty of ``size`` (columns, rows). Collects all it writes.
+
+    The terminal claims true colour, so Textual's own colours are ``38;2;r;g;b``: a 256-colour
+    sequence in the output can only have come from somewhere else.
+    """
 
     def __init__(self, env: dict[str, str], user: str = "alice", size: tuple[int, int] = (100, 30)) -> None:
         self.output = bytearray()
@@ -33,7 +37,8 @@ class PtyApp:
         if pid == 0:  # the child: become the TUI
             try:
                 os.execve(sys.executable, [sys.executable, "-c", TUI_COMMAND, user],
-                          {**env, "TERM": "xterm-256color", "COLUMNS": str(size[0]), "LINES": str(size[1])})
+                          {**env, "TERM": "xterm-256color", "COLORTERM": "truecolor",
+                           "COLUMNS": str(size[0]), "LINES": str(size[1])})
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd

@@ -294,3 +294,38 @@ async def test_up_and_down_recall_sent_messages(settings, fake):
         await type_text(pilot, "draft")
         await pilot.press("up")
         assert prompt.text == "draft"
+
+
+async def test_quitting_while_a_reply_streams_saves_it_stopped(settings, fake):
+    fake.enqueue(Reply("a reply cut by quitting " * 100, chunk_size=6, delay=0.02))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "then I quit")
+        await wait_until(pilot, lambda: app.chat.status.state == "streaming", what="the stream")
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: app._exit, what="the exit")
+    stored = stored_messages(settings.data_dir, "alice")
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["stopped"] is True and stored[1]["content"].startswith("a reply cut by quitting")
+
+
+async def test_warnings_from_the_config_and_the_store_are_shown_after_the_history(tmp_path, fake):
+    from tests.ui.conftest import make_settings
+
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('colour = "blue"\n')
+    settings = make_settings(tmp_path, fake)
+    path = write_history(settings.data_dir, "alice", [("kept question", "kept answer")])
+    with path.open("ab") as handle:
+        handle.write(b'{"messages":[{"role":"user","content":"torn')  # a write cut off midway
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        entries = app.chat.chat_log.entries
+        assert [e.text for e in entries[:2]] == ["kept question", "kept answer"]
+        warnings = [e.text for e in entries if e.kind == "warning"]
+        assert any("colour" in w for w in warnings)
+        assert len(warnings) == 2, warnings

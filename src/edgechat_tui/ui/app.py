@@ -9,6 +9,7 @@ background too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import Callable
@@ -106,7 +107,7 @@ class EdgechatApp(App[None]):
 
     async def _start(self) -> None:
         for warning in self.settings.warnings:
-            await self.chat.say(warning, warning=True)
+            self.chat.warn(warning)
         await self.connect(self.user)
 
     # --- the agent ----------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class EdgechatApp(App[None]):
             return False
         except EdgechatError as error:
             await chat.say_error(error)
+            await chat.show_held_warnings()
             chat.status.set_state("not connected", "error")
             return False
         self._apply_session_overrides(agent)
@@ -166,16 +168,19 @@ class EdgechatApp(App[None]):
 
     def warn(self, message: str) -> None:
         """Shows an agent's warning (a damaged history line, say) in the pane. Safe from any thread."""
-        def show() -> None:
-            self.chat.run_worker(self.chat.say(message, warning=True), exit_on_error=False)
-
         try:
-            self.call_from_thread(show)
+            self.call_from_thread(self.chat.warn, message)
         except RuntimeError:  # already on the app's thread (or the app is not running)
             if self.is_running:
-                show()
+                self.chat.warn(message)
 
     async def action_quit(self) -> None:
+        """Quit; a reply still streaming is stopped first, so it is saved (marked stopped)."""
+        worker = self.chat.turn.worker if self.chat.turn is not None else None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(Exception):
+                await worker.wait()
         await self.close_agent()
         self.exit()
 
@@ -212,8 +217,8 @@ class EdgechatApp(App[None]):
             self.theme = name
         else:
             self._saved_theme = self.theme
-            self.call_later(self.chat.say, f"The theme {name} in the config is not one edgechat knows; "
-                                           f"using {self.theme}. /theme lists them.", warning=True)
+            self.chat.warn(f"The theme {name} in the config is not one edgechat knows; "
+                           f"using {self.theme}. /theme lists them.")
 
     def _theme_changed(self, theme: Theme) -> None:
         """Save a theme the user chose (/theme, or the palette's "Change theme") in the config."""

@@ -50,7 +50,7 @@ class ChatCommandsMixin:
         self.action_help()
 
     async def command_quit(self, arg: str) -> None:
-        self.app.exit()
+        await self.edgechat.action_quit()
 
     async def command_retry(self, arg: str) -> None:
         if self.failed_text is None:

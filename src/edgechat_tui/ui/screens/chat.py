@@ -88,6 +88,8 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         #: The text of the last turn that failed, for /retry.
         self.failed_text: str | None = None
         self._preview_timer: Timer | None = None
+        self._loading = False
+        self._held_warnings: list[str] = []
         self._header = ChatHeader(user, mode, model, id="header")
         self._log = ChatLog(id="chat")
         self._suggestions = CommandSuggestions(id="suggestions")
@@ -130,8 +132,28 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
     def connecting(self, what: str) -> None:
         self._status.set_state(what, "busy")
 
+    def warn(self, text: str) -> None:
+        """A warning (from the config, the agent, its store) shown in the pane, after the history."""
+        if self._loading or self.agent is None:
+            self._held_warnings.append(text)
+        else:
+            self.run_worker(self.say(text, warning=True), exit_on_error=False)
+
+    async def show_held_warnings(self) -> None:
+        """Show the warnings held for the history (when there will be none: the agent failed)."""
+        held, self._held_warnings = self._held_warnings, []
+        for text in held:
+            await self.say(text, warning=True)
+
     async def attach(self, agent: Agent) -> None:
         """Use ``agent`` from now on (at start and after /user): header, history, context."""
+        self._loading = True
+        try:
+            await self._load_agent(agent)
+        finally:
+            self._loading = False
+
+    async def _load_agent(self, agent: Agent) -> None:
         self.agent = agent
         self.user = agent.info.user
         self.failed_text = None
@@ -152,6 +174,9 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             entries[:0] = [Entry.from_message(message) for message in history if message.role != "system"]
             recall = [message.content for message in history if message.role == "user"]
         self._prompt.recall_list = recall[-500:]
+        # Warnings raised while the history loaded (a damaged line...) come after it.
+        entries += [Entry("warning", text) for text in self._held_warnings]
+        self._held_warnings.clear()
         await self._log.show_conversation(entries, user=self.user)
         self._set_ready()
         self.refresh_context()
