@@ -27,9 +27,10 @@ from edgechat_tui.agent.base import Message
 from edgechat_tui.ui.widgets.messages import AssistantMessage, ErrorNotice, InfoNotice, UserMessage
 
 INITIAL_WINDOW = 16
-PAGE = 20
+# Small pages, mounted a screen ahead of the edge: each costs one short pause, before it is needed.
+PAGE = 10
 MAX_MOUNTED = 70
-# Rows from the top (or bottom) at which the next page is mounted.
+# At least this many rows from the top (or bottom) the next page is mounted; a screen's height if more.
 EDGE_ROWS = 2
 # Re-pin the view this many frames after a page is mounted: replies lay themselves out over a few.
 PIN_FRAMES = 4
@@ -265,9 +266,10 @@ class ChatLog(VerticalScroll):
         super().watch_scroll_y(old_value, new_value)
         if self._paging or self._pinning or not self.is_mounted:
             return
-        if new_value <= EDGE_ROWS and self._start > 0 and new_value < old_value:
+        edge = max(EDGE_ROWS, self.size.height)
+        if new_value <= edge and self._start > 0 and new_value < old_value:
             self._page(self.load_earlier)
-        elif (new_value >= self.max_scroll_y - EDGE_ROWS and self._end < len(self.entries)
+        elif (new_value >= self.max_scroll_y - edge and self._end < len(self.entries)
               and new_value > old_value):
             self._page(self.load_later)
 
