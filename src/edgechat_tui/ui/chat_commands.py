@@ -198,8 +198,8 @@ class ChatCommandsMixin:
     async def command_theme(self, arg: str) -> None:
         themes = sorted(self.app.available_themes)
         if not arg:
-            await self.say(f"Theme: {self.app.theme}. Change it with /theme NAME (saved), or preview them "
-                           f"with Ctrl+P → Change theme. Themes: {', '.join(themes)}")
+            await self.say(f"Theme: {self.app.theme}. Change it with /theme NAME (saved), or pick one "
+                           f"with Ctrl+P → Theme. Themes: {', '.join(themes)}")
             return
         if arg not in self.app.available_themes:
             await self.say_error(f"There is no theme called {sanitize(arg)}.", f"themes: {', '.join(themes)}")
