@@ -18,11 +18,15 @@ from pathlib import Path
 
 from edgechat_tui.agent.base import Message
 from edgechat_tui.agent.store import HistoryStore, encode_header, encode_turn
-from edgechat_tui.errors import InvalidUserId, StorageError
+from edgechat_tui.errors import InvalidUserId, NewerSchemaError, StorageError
 from edgechat_tui.userid import validate_user_id
 from tests.reliability.harness import fill_disk, snapshot
 
 USER = "default"
+
+
+def _quiet(_warning: str) -> None:
+    """Warnings already judged once (or not the point of the check) are not printed again."""
 
 
 @dataclass
@@ -97,7 +101,7 @@ def truncation_sweep(workdir: Path, turns: list[tuple[Message, Message]], *, ste
             store = HistoryStore(data_dir, USER, warn=warnings.append)
             store.load()
             store.append_turn(*turn(9999))
-            if user_turns(HistoryStore(data_dir, USER).load()) != [*expected, "turn 9999"]:
+            if user_turns(HistoryStore(data_dir, USER, warn=_quiet).load()) != [*expected, "turn 9999"]:
                 sweep.lost.append(f"cut at {cut}: the next turn was not saved after the readable ones")
             kept = [path.read_bytes() for path in data_dir.glob("*.torn-*")]
             if torn and whole[last_start:cut] not in kept:
@@ -137,6 +141,7 @@ def damaged_files(rng: random.Random, variants: int = 6) -> list[tuple[str, byte
         ("deeply-nested-json", header + lines[0] + b"[" * 100_000 + b"\n" + lines[1], ["turn 1", "turn 2"]),
         ("empty-file", b"", []),
         ("only-newlines", b"\n\n\n", []),
+        ("newer-schema", header.replace(b'"schema": 1', b'"schema": 7') + b"".join(lines), None),
     ]
     return cases
 
@@ -151,6 +156,18 @@ def damage_sweep(workdir: Path, rng: random.Random, variants: int = 6) -> Sweep:
         try:
             (data_dir / f"{USER}.jsonl").write_bytes(content)
             warnings: list[str] = []
+            if name == "newer-schema":
+                # Not damage: a file this version cannot read is refused with a clear error, untouched.
+                try:
+                    HistoryStore(data_dir, USER, warn=warnings.append).load()
+                    sweep.unclear.append(f"{name}: a newer format was read as if it were this one")
+                except NewerSchemaError as exc:
+                    if "newer" not in exc.message:
+                        sweep.unclear.append(f"{name}: unclear error {exc.message!r}")
+                left = {name: data for name, data in snapshot(data_dir).items() if name != f"{USER}.lock"}
+                if left != {f"{USER}.jsonl": content}:
+                    sweep.lost.append(f"{name}: a file of a newer format was changed")
+                continue
             try:
                 messages = HistoryStore(data_dir, USER, warn=warnings.append).load()
             except Exception as exc:
@@ -165,10 +182,10 @@ def damage_sweep(workdir: Path, rng: random.Random, variants: int = 6) -> Sweep:
             # cases with known survivors must warn.
             if survivors is not None and content.strip() and not warnings:
                 sweep.unclear.append(f"{name}: damage without a warning")
-            store = HistoryStore(data_dir, USER)
+            store = HistoryStore(data_dir, USER, warn=_quiet)
             store.load()
             store.append_turn(*turn(9))
-            if user_turns(HistoryStore(data_dir, USER).load()) != [*readable, "turn 9"]:
+            if user_turns(HistoryStore(data_dir, USER, warn=_quiet).load()) != [*readable, "turn 9"]:
                 sweep.lost.append(f"{name}: the next turn was not saved after the readable ones")
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)

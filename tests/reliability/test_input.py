@@ -221,7 +221,7 @@ def test_all_of_it_in_real_processes(workspace: Workspace, workers_ai) -> None:
 
 EVIL_TARGET = "/tmp/edgechat-reliability-evil"
 HOSTILE_USERS = [
-    " ", ".", "..", "../x", "../../../../etc/passwd", "..\\..\\x", "a/b", "a\\b", "/abs", EVIL_TARGET,
+    "", " ", ".", "..", "../x", "../../../../etc/passwd", "..\\..\\x", "a/b", "a\\b", "/abs", EVIL_TARGET,
     f"{EVIL_TARGET}/../x", "~", "~root", "$HOME", "%2e%2e%2fx", ".hidden", ".", "a..b", "x/.", "a:b", "C:x",
     "a*b", "a?b", "a|b", "a<b>", 'a"b', "con", "CON", "nul", "Nul.txt", "aux", "prn.jsonl", "com1", "COM9",
     "lpt1", "LPT9.x", "ａｌｉｃｅ", "аlice", "alice\u200b", "ali\u0301ce", "\u212aelvin", "\u0130stanbul",
