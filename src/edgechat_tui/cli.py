@@ -107,13 +107,14 @@ def _report(error: EdgechatError) -> int:
 # --- the commands -----------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace, *, print_warnings: bool = True):
     from edgechat_tui.config import load_settings
 
     flags = {"remote_url": args.remote, "data_dir": args.data_dir, "model": args.model}
     settings = load_settings(config_path=args.config, flags=flags)
-    for warning in settings.warnings:
-        _warn(warning)
+    if print_warnings:
+        for warning in settings.warnings:
+            _warn(warning)
     return settings
 
 
@@ -295,7 +296,8 @@ def _cmd_one_shot(args: argparse.Namespace) -> int:
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    # The chat screen shows the warnings itself: printed here, the full-screen app would cover them.
+    settings = _settings(args, print_warnings=False)
     user = _user(args, settings)
     from edgechat_tui.ui.app import run_tui
 
