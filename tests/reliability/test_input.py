@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import unicodedata
 from pathlib import Path
@@ -29,9 +30,11 @@ from tests.reliability.harness import (
     ACCOUNT,
     REMOTE_TOKEN,
     TOKEN,
+    Run,
     Workspace,
     check_output_for_secrets,
     cli_unclear_reasons,
+    edgechat_command,
     read_history,
     run_edgechat,
     snapshot,
@@ -320,3 +323,29 @@ def test_user_listing_ignores_files_that_are_not_valid_users(workspace: Workspac
         problems.append(f"listed {shown}")
     FIGURES.add(USER_CLASS, command=USER_COMMAND, tried=1, unclear=len(problems))
     assert not problems, problems
+
+
+ARGV_DEFECT = ("cli.py _read_message returns a -m argument as Python decoded it from the command line; bytes "
+               "that are not UTF-8 arrive as lone surrogates, and httpx's JSON encoding of the request then "
+               "raises UnicodeEncodeError: a traceback and exit 1 instead of a clear usage error (exit 2), "
+               "as stdin already gives")
+
+
+@pytest.mark.xfail(strict=True, reason=ARGV_DEFECT)
+@pytest.mark.parametrize("backend", ["local", "remote"])
+def test_a_message_argument_that_is_not_utf8_is_refused_clearly(workspace: Workspace, workers_ai,
+                                                                backend: str) -> None:
+    with SeedServer() as seed:
+        local = backend == "local"
+        env = workspace.local_env(workers_ai.api_base) if local else workspace.remote_env(seed.url)
+        command = [arg.encode() for arg in edgechat_command(["-m"])] + [b"caf\xe9 \xff"]
+        proc = subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        sends = len(workers_ai.run_requests) + seed.count()
+    check_output_for_secrets("non-UTF-8 argument", proc.stdout, proc.stderr)
+    run = Run(["-m", "<not UTF-8>"], proc.returncode, proc.stdout, proc.stderr)
+    unclear = cli_unclear_reasons(run, exit_code=2, words=("UTF-8",))
+    if sends:
+        unclear.append(f"{sends} requests sent")
+    FIGURES.add(MESSAGE_CLASS, command=MESSAGE_COMMAND, tried=1, known_defects=int(bool(unclear)),
+                note="; ".join(unclear) or None)
+    assert not unclear, run
