@@ -16,7 +16,8 @@ Ctrl+C in one-shot mode) ends the request at once; the partial reply is saved, m
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -158,6 +159,26 @@ class AgentInfo:
 
 class Agent(abc.ABC):
     """A backend that keeps one user's conversation and answers their messages."""
+
+    #: The turn kept when the user stopped the last reply (None when nothing had arrived to keep).
+    stopped_turn: Done | None = None
+    _busy = False
+
+    @contextlib.contextmanager
+    def _one_turn_at_a_time(self, text: str) -> Iterator[None]:
+        """What every agent checks before a turn: there is something to send, and no turn under way."""
+        from edgechat_tui.errors import EmptyMessage, UsageError
+
+        if not text.strip():
+            raise EmptyMessage("There is nothing to send.", hint="type a message first")
+        if self._busy:
+            raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
+        self._busy = True
+        self.stopped_turn = None
+        try:
+            yield
+        finally:
+            self._busy = False
 
     @property
     @abc.abstractmethod

@@ -19,7 +19,7 @@ from edgechat_tui.agent.context import Budget, build_context, context_window_for
 from edgechat_tui.agent.store import HistoryStore
 from edgechat_tui.agent.workers_ai import Completion, WorkersAIClient
 from edgechat_tui.config import Settings
-from edgechat_tui.errors import ContextTooLong, EmptyMessage, MissingCredentials, UsageError
+from edgechat_tui.errors import ContextTooLong, MissingCredentials, UsageError
 from edgechat_tui.userid import validate_user_id
 
 # After the service says "context too long" despite our estimate, the next try sends this share
@@ -86,11 +86,8 @@ class LocalAgent(Agent):
         self._session_id = session_affinity_id(settings.account_id or "", self._user)
         self._store = store or HistoryStore(settings.data_dir, self._user, warn=warn)
         self._loaded = False
-        self._busy = False
         # The window the service itself reported, when it refused a context our table allowed.
         self._learned_window: int | None = None
-        #: The turn saved when the last reply was stopped (cancelled) by the user, for the UI.
-        self.stopped_turn: Done | None = None
 
     # --- what it is ---------------------------------------------------------------------------
 
@@ -142,17 +139,9 @@ class LocalAgent(Agent):
             return None
 
     async def send(self, text: str) -> AsyncIterator[Event]:
-        if not text.strip():
-            raise EmptyMessage("There is nothing to send.", hint="type a message first")
-        if self._busy:
-            raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
-        self._busy = True
-        self.stopped_turn = None
-        try:
+        with self._one_turn_at_a_time(text):
             async for event in self._turn(text):
                 yield event
-        finally:
-            self._busy = False
 
     async def _turn(self, text: str) -> AsyncIterator[Event]:
         user_message = Message(role="user", content=text)

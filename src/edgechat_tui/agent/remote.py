@@ -47,7 +47,6 @@ from edgechat_tui.errors import (
     ConnectionFailed,
     ContextTooLong,
     EdgechatError,
-    EmptyMessage,
     NotFound,
     NotSupported,
     ProtocolError,
@@ -257,9 +256,6 @@ class RemoteAgent(Agent):
         self._streamed = False  # a chat answer came as a stream even if the health did not say so
         self._turns: list[Message] = []
         self._last_count: int | None = None
-        self._busy = False
-        #: The turn kept when the last reply was stopped (cancelled) by the user, for the UI.
-        self.stopped_turn: Done | None = None
         if self.__token and self._endpoint.scheme == "http" and not self._endpoint.loopback:
             self._warn(
                 f"The remote token is sent over plain http to {self._endpoint.shown}: anyone on the way "
@@ -439,25 +435,18 @@ class RemoteAgent(Agent):
     # --- a turn -------------------------------------------------------------------------------
 
     async def send(self, text: str) -> AsyncIterator[Event]:
-        if not text.strip():
-            raise EmptyMessage("There is nothing to send.", hint="type a message first")
-        if self._busy:
-            raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
-        self._busy = True
-        self.stopped_turn = None
-        turn = _Turn(user_message=Message(role="user", content=text))
-        try:
-            with self._redacting():
-                async with contextlib.aclosing(self._turn(turn)) as events:
-                    async for event in events:
-                        yield event
-        except (asyncio.CancelledError, GeneratorExit):
-            # The user stopped the reply: keep what arrived, marked stopped. The server may have
-            # stored the turn too (whole or as it was), which is its business.
-            self._keep_stopped(turn)
-            raise
-        finally:
-            self._busy = False
+        with self._one_turn_at_a_time(text):
+            turn = _Turn(user_message=Message(role="user", content=text))
+            try:
+                with self._redacting():
+                    async with contextlib.aclosing(self._turn(turn)) as events:
+                        async for event in events:
+                            yield event
+            except (asyncio.CancelledError, GeneratorExit):
+                # The user stopped the reply: keep what arrived, marked stopped. The server may have
+                # stored the turn too (whole or as it was), which is its business.
+                self._keep_stopped(turn)
+                raise
 
     async def _turn(self, turn: _Turn) -> AsyncIterator[Event]:
         attempts = self._max_retries + 1
