@@ -45,15 +45,14 @@ class Usage:
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:
+        # Called for every reply when a history loads: kept free of per-call closures.
         if not isinstance(data, dict):
             return None
-
-        def count(key: str) -> int | None:
-            value = data.get(key)
-            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-        usage = cls(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
-        return usage if usage != cls() else None
+        counts = [data.get("prompt_tokens"), data.get("completion_tokens"), data.get("total_tokens")]
+        counts = [n if type(n) is int and n >= 0 else None for n in counts]
+        if counts == [None, None, None]:
+            return None
+        return cls(*counts)
 
 
 @dataclass(frozen=True, slots=True)
