@@ -233,7 +233,7 @@ def unclear_reasons(error: BaseException | None, expected: tuple[type[BaseExcept
         reasons.append("a traceback in the message")
     if any(tag in lowered for tag in ("<html", "<!doctype", "<body", "</", "<title")):
         reasons.append("HTML in the message")
-    if terminal_hazards(text.encode("utf-8", "surrogateescape")):
+    if terminal_hazards(text.encode("utf-8", "surrogatepass")):
         reasons.append("control characters in the message")
     if secrets_in(text) or secrets_in(repr(error)):
         reasons.append("a token in the message")

@@ -100,7 +100,8 @@ def crash_one_shot(space: Workspace, fake: FakeWorkersAI, rounds: int, rng: rand
     logs.mkdir(exist_ok=True)
     for index in range(rounds):
         turn = f"c{index:05d}-{rng.randrange(16**6):06x}"
-        phase = rng.choices(phases, weights)[0]
+        # Every phase once first, so that even a short run aims at each; then at random.
+        phase = phases[index] if index < len(phases) else rng.choices(phases, weights)[0]
         as_json = rng.random() < 0.5
         report.rounds += 1
         report.phases[phase] += 1

@@ -69,7 +69,7 @@ def test_a_tui_and_one_shot_loops_chatting_as_one_user(workspace: Workspace, wor
             tui_reported.append(turn)
         for thread in threads:
             thread.join()
-        code = tui.close()
+        code = tui.close(timeout=45)
     finally:
         finish(tui, "tui concurrency")
     messages, _ = read_history(workspace.data_dir, user)
