@@ -96,6 +96,19 @@ def _warn(message: str) -> None:
     _say(sys.stderr, f"{PROG}: warning: {sanitize(message)}\n")
 
 
+_UNSAFE_IN_JSON = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def _print_json(value: Any, *, indent: int | None = None) -> None:
+    """JSON on stdout, non-ASCII text kept readable, and nothing a terminal would act on.
+
+    json.dumps escapes the C0 controls but passes DEL and the C1 controls (U+009B is a CSI) as they
+    are; they can only stand inside JSON strings, where the \\u escape means the same text.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=indent).translate(_UNSAFE_IN_JSON)
+    _say(sys.stdout, text + "\n")
+
+
 def _report(error: EdgechatError) -> int:
     text = sanitize(error.message)
     if error.hint:
@@ -205,9 +218,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     user = _user(args, settings)
     messages = asyncio.run(_history(settings, user))
     if args.format == "json":
-        json.dump({"userId": user, "messages": [m.to_json() for m in messages]}, sys.stdout,
-                  ensure_ascii=False, indent=2)
-        print()
+        _print_json({"userId": user, "messages": [m.to_json() for m in messages]}, indent=2)
         return 0
     for message in messages:
         who = "You" if message.role == "user" else message.role.capitalize()
@@ -245,6 +256,12 @@ def _read_message(args: argparse.Namespace) -> str:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UsageError(f"The message on stdin is not UTF-8 text (byte {exc.start}).") from None
+    try:
+        args.message.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach Python as lone surrogates: refuse them here, clearly.
+        raise UsageError("The message given with -m is not UTF-8 text.",
+                         hint="check the terminal's encoding, or pipe the text in with -m -") from None
     return args.message
 
 
@@ -271,9 +288,8 @@ async def _one_shot(settings, user: str, text: str, as_json: bool) -> int:
                 elif isinstance(event, Done):
                     if as_json:
                         usage = event.usage.to_json() if event.usage else None
-                        json.dump({"message": event.message.content, "messageCount": event.message_count,
-                                   "usage": usage}, sys.stdout, ensure_ascii=False)
-                        _say(sys.stdout, "\n")
+                        _print_json({"message": event.message.content, "messageCount": event.message_count,
+                                     "usage": usage})
                     else:
                         _say(sys.stdout, clean.flush() + "\n")
         return 0

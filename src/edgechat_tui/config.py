@@ -246,7 +246,9 @@ def config_path_from(flag: str | None, env: Mapping[str, str]) -> Path:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    match = re.search(rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*=", text, re.MULTILINE)
+    """The line where ``key`` is set: ``key = ...``, or a table header ``[key]``."""
+    name = rf"[\"']?{re.escape(key)}[\"']?"
+    match = re.search(rf"^[ \t]*(?:{name}[ \t]*=|\[\[?[ \t]*{name}[ \t]*\]\]?)", text, re.MULTILINE)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
@@ -387,8 +389,14 @@ def update_config_file(path: Path, changes: Mapping[str, Any]) -> None:
 
 
 def _ensure_private_dir(directory: Path) -> None:
+    """Create the config dir 0700; tighten edgechat's own dir if someone made it readable to others.
+
+    A dir named with --config (say, the home directory) is the user's business and left as it is.
+    """
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
+    elif directory == default_config_path().parent and directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -196,13 +196,9 @@ def test_config_with_bad_toml(workspace: Workspace, workers_ai, name: str) -> No
     assert not workers_ai.run_requests
 
 
-LINE_OF_TABLE_DEFECT = ("config.py _line_of finds only 'key =' lines, so a setting written as a TOML table "
-                        "([api_token]) is reported without its line")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=LINE_OF_TABLE_DEFECT))
-    if name == "api_token-table" else name for name in sorted(WRONG_TYPES)])
+@pytest.mark.parametrize("name", sorted(WRONG_TYPES))
 def test_config_with_wrong_types(workspace: Workspace, workers_ai, name: str) -> None:
     text, key = WRONG_TYPES[name]
     env, content = _config_case(workspace, workers_ai.api_base, text)

@@ -325,13 +325,8 @@ def test_user_listing_ignores_files_that_are_not_valid_users(workspace: Workspac
     assert not problems, problems
 
 
-ARGV_DEFECT = ("cli.py _read_message returns a -m argument as Python decoded it from the command line; bytes "
-               "that are not UTF-8 arrive as lone surrogates, and httpx's JSON encoding of the request then "
-               "raises UnicodeEncodeError: a traceback and exit 1 instead of a clear usage error (exit 2), "
-               "as stdin already gives")
 
 
-@pytest.mark.xfail(strict=True, reason=ARGV_DEFECT)
 @pytest.mark.parametrize("backend", ["local", "remote"])
 def test_a_message_argument_that_is_not_utf8_is_refused_clearly(workspace: Workspace, workers_ai,
                                                                 backend: str) -> None:

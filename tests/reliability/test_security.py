@@ -87,12 +87,8 @@ def test_escape_sequences_in_replies_never_reach_stdout(workspace: Workspace, wo
     assert not problems, (problems, sent.stdout)
 
 
-JSON_DEFECT = ("cli.py writes --json output (one-shot and history) with json.dump(ensure_ascii=False), which "
-               "escapes C0 controls but passes DEL and C1 controls (U+0080-U+009F, e.g. U+009B CSI) to the "
-               "terminal raw")
 
 
-@pytest.mark.xfail(strict=True, reason=JSON_DEFECT)
 @pytest.mark.parametrize("command", ["one-shot", "history"])
 def test_json_output_carries_no_terminal_controls(workspace: Workspace, workers_ai, command: str) -> None:
     workers_ai.enqueue(Reply(HOSTILE_REPLY))
@@ -281,11 +277,8 @@ def test_config_file_and_dir_stay_private_after_every_write(workspace: Workspace
     assert not problems, problems
 
 
-DIR_DEFECT = ("config.py _ensure_private_dir creates the config dir 0700 but leaves an existing edgechat "
-              "config dir as it is (0755 here), so the dir that holds the token stays listable by others")
 
 
-@pytest.mark.xfail(strict=True, reason=DIR_DEFECT)
 def test_an_existing_edgechat_config_dir_is_made_private(workspace: Workspace) -> None:
     home = workspace.root / "xdg"
     folder = home / "edgechat"
