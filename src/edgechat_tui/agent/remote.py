@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import functools
 import html
 import ipaddress
 import json
 import logging
-import random
 import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +35,7 @@ import httpx
 
 from edgechat_tui import __version__
 from edgechat_tui.agent.base import Agent, AgentInfo, Done, Event, Message, Retrying, TextDelta, Usage
+from edgechat_tui.agent.retry import MAX_RETRY_WAIT, backoff_wait, parse_retry_after
 from edgechat_tui.agent.sse import ServerSentEvent, SSEError, SSEParser
 from edgechat_tui.config import Secret
 from edgechat_tui.errors import (
@@ -71,8 +69,8 @@ MAX_EVENT_BYTES = 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024
 #: Of server text (errors, details, titles), this many characters are shown.
 MAX_SHOWN_CHARS = 300
-#: A Retry-After longer than this is not waited for: the user gets the error and decides.
-MAX_RETRY_WAIT = 60.0
+#: A Retry-After longer than MAX_RETRY_WAIT (agent/retry.py) is not waited for: the user gets the error
+#: and decides.
 
 _CHAT_ACCEPT = "text/event-stream, application/json"
 _TOKEN_HINT = "check remote_token, or EDGECHAT_REMOTE_TOKEN"
@@ -484,13 +482,7 @@ class RemoteAgent(Agent):
             return None
         if retry_after is not None and retry_after > MAX_RETRY_WAIT:
             return None
-        # Exponential backoff with jitter, so clients that failed together do not come back together;
-        # never sooner than the server asked.
-        backoff = self._retry_delay * 2 ** (attempt - 1)
-        wait = backoff * random.uniform(0.5, 1.0)
-        if retry_after is not None:
-            wait = max(retry_after, 0.0) + backoff * random.uniform(0.0, 0.25)
-        return round(wait, 3)
+        return round(backoff_wait(attempt, retry_after, base=self._retry_delay), 3)
 
     async def _attempt(self, turn: _Turn) -> AsyncIterator[Event]:
         url = self._endpoint.url("/api/chat")
@@ -779,21 +771,12 @@ def _html_title(body: bytes) -> str | None:
 
 def _retry_after(headers: httpx.Headers, data: dict[str, Any] | None) -> float | None:
     """Seconds to wait, from the Retry-After header (seconds or an HTTP date) or the body's retryAfter."""
-    value = headers.get("retry-after")
-    if value:
-        value = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", value):
-            return float(value)
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            when = email.utils.parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    if data is not None:
-        seconds = data.get("retryAfter")
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
-            return float(seconds)
-    return None
+    seconds = parse_retry_after(headers.get("retry-after"))
+    if seconds is None and data is not None:
+        value = data.get("retryAfter")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            seconds = float(value)
+    return seconds
 
 
 def _connect_failure(exc: BaseException) -> str:

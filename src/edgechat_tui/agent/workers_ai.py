@@ -36,13 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import random
 import re
 import ssl
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +50,7 @@ import httpx
 
 from edgechat_tui import __version__
 from edgechat_tui.agent.base import Retrying, TextDelta, Usage
+from edgechat_tui.agent.retry import backoff_wait, parse_retry_after
 from edgechat_tui.agent.sse import SSEError, SSEParser
 from edgechat_tui.config import Secret
 from edgechat_tui.errors import (
@@ -81,11 +80,8 @@ MAX_JSON_BODY = 16 * 1024 * 1024
 #: Most characters of a streamed reply kept. No model writes this much within max_tokens; a stream that
 #: goes on past it is a fault, and would otherwise grow in memory and then in the history file.
 MAX_REPLY_CHARS = 16 * 1024 * 1024
-#: Longest wait between attempts, even when Retry-After asks for more.
-MAX_RETRY_WAIT = 60.0
-#: Backoff: attempt n waits a random time up to min(BACKOFF_CAP, BACKOFF_BASE * 2**(n-1)).
+#: Backoff: attempt n waits a random time up to min(30 s, BACKOFF_BASE * 2**(n-1)) (agent/retry.py).
 BACKOFF_BASE = 1.0
-BACKOFF_CAP = 30.0
 #: Longest piece of server text quoted in a message.
 MAX_QUOTE = 200
 
@@ -245,11 +241,7 @@ class WorkersAIClient:
             await self._sleep(wait)
 
     def _wait_before(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), MAX_RETRY_WAIT)
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-        # Full jitter spreads clients that failed together; the floor keeps a retry from being instant.
-        return max(0.1, self._random.uniform(0, ceiling))
+        return backoff_wait(attempt, retry_after, base=BACKOFF_BASE, rng=self._random)
 
     async def _attempt(self, url: str, body: dict[str, Any], headers: dict[str, str], stream: bool,
                        context: _Context) -> AsyncIterator[ChatEvent]:
@@ -433,24 +425,7 @@ def _codes(raw: bytes) -> set[int]:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (it may be a number of seconds or an HTTP date), None when absent or bad."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds or seconds < 0:  # NaN or in the past
-        return 0.0 if seconds == seconds else None
-    return seconds
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def _map_error(status: int, retry_after: float | None, raw: bytes, complete: bool,
