@@ -10,11 +10,8 @@ import sys
 import edgechat_tui.cli, edgechat_tui.config, edgechat_tui.errors
 import edgechat_tui.agent, edgechat_tui.agent.base, edgechat_tui.agent.context
 import edgechat_tui.agent.factory, edgechat_tui.agent.local, edgechat_tui.agent.store
-import edgechat_tui.agent.workers_ai
-try:
-    import edgechat_tui.agent.remote
-except ImportError:
-    pass
+import edgechat_tui.agent.workers_ai, edgechat_tui.agent.remote, edgechat_tui.agent.retry
+import edgechat_tui.agent.sse, edgechat_tui.sanitize, edgechat_tui.userid
 edgechat_tui.cli.build_parser().format_help()
 loaded = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
 print(loaded)
