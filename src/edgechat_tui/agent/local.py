@@ -56,6 +56,41 @@ def require_credentials(settings: Settings) -> tuple[str, str]:
     return settings.account_id, settings.api_token.reveal()
 
 
+def workers_ai_client(settings: Settings, account_id: str, token: str, *,
+                      max_retries: int | None = None) -> WorkersAIClient:
+    """A Workers AI client with the settings' base URL, timeouts and retries."""
+    return WorkersAIClient(
+        account_id=account_id,
+        api_token=token,
+        api_base=settings.api_base,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_retries=settings.max_retries if max_retries is None else max_retries,
+    )
+
+
+_PROBE_PROMPT = "Reply with the single word: ok"
+
+
+async def check_credentials(settings: Settings, account_id: str, token: str,
+                            progress: Callable[[str], None]) -> None:
+    """Check an account id and token before they are saved: the token, then one tiny model call.
+
+    Raises the EdgechatError of the first check that fails. Retries are off: a wrong token should
+    fail in a second, not after a backoff.
+    """
+    client = workers_ai_client(settings, account_id, token, max_retries=0)
+    try:
+        progress("Checking the token…")
+        await client.verify_token()
+        progress(f"The token is active. Asking {settings.model} for a one-word reply…")
+        async for _event in client.chat([{"role": "user", "content": _PROBE_PROMPT}], model=settings.model,
+                                        max_tokens=4, temperature=0.0, session_id=None):
+            pass
+    finally:
+        await client.aclose()
+
+
 class LocalAgent(Agent):
     """Keeps ``user``'s conversation in a local history file and asks Workers AI for each reply."""
 
@@ -73,15 +108,7 @@ class LocalAgent(Agent):
         self._model: str = settings.model
         self._system_prompt: str = settings.system_prompt
         if client is None:
-            account_id, token = require_credentials(settings)
-            client = WorkersAIClient(
-                account_id=account_id,
-                api_token=token,
-                api_base=settings.api_base,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                max_retries=settings.max_retries,
-            )
+            client = workers_ai_client(settings, *require_credentials(settings))
         self._client = client
         self._session_id = session_affinity_id(settings.account_id or "", self._user)
         self._store = store or HistoryStore(settings.data_dir, self._user, warn=warn)

@@ -8,7 +8,6 @@ explained in words that say what to fix. Only then are both saved to the config 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on, work
@@ -38,7 +37,6 @@ ENV_ADVICE = (
     "  export CLOUDFLARE_API_TOKEN=<a token with Workers AI Read and Edit>\n"
     "or save them once with: edgechat config set account_id ID  (and api_token TOKEN)"
 )
-_PROBE_PROMPT = "Reply with the single word: ok"
 
 
 def explain_failure(error: EdgechatError, *, account_id: str, model: str, stage: str) -> str:
@@ -65,35 +63,6 @@ def explain_failure(error: EdgechatError, *, account_id: str, model: str, stage:
         return (f"Could not reach the Cloudflare API: check the network (or a proxy). ({detail})")
     hint = f" {sanitize(error.hint)}." if error.hint else ""
     return f"The check failed: {detail}{hint}"
-
-
-async def check_credentials(settings: Settings, account_id: str, token: str,
-                            progress: Callable[[str], None]) -> None:
-    """Raise the EdgechatError of the first check that fails; return when both pass.
-
-    Retries are off: a wrong token should fail in a second, not after a backoff.
-    """
-    from edgechat_tui.agent.base import TextDelta
-    from edgechat_tui.agent.workers_ai import WorkersAIClient
-
-    client = WorkersAIClient(
-        account_id=account_id,
-        api_token=token,
-        api_base=settings.api_base,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_retries=0,
-    )
-    try:
-        progress("Checking the token…")
-        await client.verify_token()
-        progress(f"The token is active. Asking {settings.model} for a one-word reply…")
-        async for event in client.chat([{"role": "user", "content": _PROBE_PROMPT}], model=settings.model,
-                                       max_tokens=4, temperature=0.0, session_id=None):
-            if isinstance(event, TextDelta):
-                continue
-    finally:
-        await client.aclose()
 
 
 class SetupScreen(Screen[Settings | None]):
@@ -193,6 +162,8 @@ class SetupScreen(Screen[Settings | None]):
             if "one-word" in text:
                 stage = "model"
             self._progress(text)
+
+        from edgechat_tui.agent.local import check_credentials
 
         try:
             await check_credentials(self.settings, account_id, token, progress)
