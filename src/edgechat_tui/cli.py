@@ -220,10 +220,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json({"userId": user, "messages": [m.to_json() for m in messages]}, indent=2)
         return 0
-    for message in messages:
-        who = "You" if message.role == "user" else message.role.capitalize()
-        note = " (stopped)" if message.stopped else ""
-        print(f"## {who}{note} · {message.time}\n\n{sanitize(message.content)}\n")
+    from edgechat_tui.agent.base import now_iso
+    from edgechat_tui.export import to_markdown
+
+    _say(sys.stdout, to_markdown(user, messages, exported=now_iso(), model=None) + "\n")
     return 0
 
 

@@ -159,7 +159,7 @@ class ChatCommandsMixin:
         self.refresh_context()
 
     async def command_export(self, arg: str) -> None:
-        from edgechat_tui.ui.export import default_export_path, export_conversation
+        from edgechat_tui.export import default_export_path, export_conversation
 
         agent = self._agent_or_say()
         if agent is None:

@@ -1,6 +1,7 @@
 """Writing a conversation to a file: Markdown to read, JSON to keep or process.
 
-Pure Python, no Textual: the chat screen calls :func:`export_conversation` in a thread.
+Pure Python, no Textual: the chat screen's ``/export`` calls :func:`export_conversation` in a
+thread, and ``edgechat history`` prints :func:`to_markdown`.
 """
 
 from __future__ import annotations
