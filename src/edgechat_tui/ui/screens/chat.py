@@ -39,6 +39,9 @@ from edgechat_tui.ui.widgets.status import StatusLine
 
 # The context preview is recomputed this long after the user stops typing.
 PREVIEW_DELAY = 0.4
+# While a reply streams, a key typed holds its next render this long, so the frame showing the
+# key does not also lay out the growing reply (which made typing lag; see docs/tui.md).
+KEY_HOLD = 0.06
 RESTORED_ADVICE = "Your message is back in the input: press Enter to send it again (or /retry, Ctrl+R)."
 KEPT_ADVICE = "Your new text is kept in the input; press Ctrl+R (or /retry) to send the failed message again."
 
@@ -234,6 +237,9 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area is not self._prompt:
             return
+        reply = self.turn.reply if self.turn is not None else None
+        if reply is not None and reply.live:
+            reply.body.hold(KEY_HOLD)
         if self._preview_timer is not None:
             self._preview_timer.stop()
         if self.agent is not None and self.turn is None:

@@ -126,7 +126,11 @@ class ReplyMarkdown(Widget):
     key-to-screen latency near 40 ms where 30 gave ~48 ms; 20 a second still reads as smooth."""
 
     STREAM_HEIGHT_STEP: ClassVar[int] = 4
-    """While streaming, the height grows this many lines at a time (see ``_height``)."""
+    """While streaming, the height grows this many lines at a time, twice as many once the reply
+    is taller than the screen (see ``_height``)."""
+
+    MAX_HOLD: ClassVar[float] = 0.25
+    """Longest a streaming reply waits unrendered because of ``hold`` (a typist never freezes it)."""
 
     def __init__(
         self,
@@ -146,6 +150,8 @@ class ReplyMarkdown(Widget):
         self._palette_stale = True
         self._update_pending = False
         self._next_update = 0.0
+        self._held_until = 0.0
+        self._last_render = 0.0
         self._loading_lexers: set[str] = set()
         self._final = False
         self._add(text)
@@ -192,6 +198,15 @@ class ReplyMarkdown(Widget):
         """All lines as last rendered (final blocks and the open tail), for tests and tools."""
         return self._document.lines()
 
+    def hold(self, seconds: float) -> None:
+        """Render nothing new for ``seconds`` (at most :attr:`MAX_HOLD` since the last render).
+
+        Called when the user types: the frame that shows their key then carries no layout of
+        the growing reply, which is what made typing lag while a reply streamed.
+        """
+        if not self._final:
+            self._held_until = max(self._held_until, monotonic() + seconds)
+
     @property
     def settled(self) -> bool:
         """True when nothing is waiting to be rendered (no update due, no lexer loading)."""
@@ -231,8 +246,12 @@ class ReplyMarkdown(Widget):
 
     def _update(self) -> None:
         """Render what arrived since the last update, and refresh the lines that changed."""
-        self._update_pending = False
         started = monotonic()
+        if not self._final and started < self._held_until and started - self._last_render < self.MAX_HOLD:
+            self.set_timer(min(self._held_until, self._last_render + self.MAX_HOLD) - started, self._update)
+            return
+        self._update_pending = False
+        self._last_render = started
         self._take_text()
         document = self._document
         if document.width and not self._palette_stale:
@@ -260,13 +279,19 @@ class ReplyMarkdown(Widget):
         """The widget's height in lines: while streaming, rounded up to a whole step.
 
         Each change of height costs a layout and a repaint of everything on screen below the
-        reply's top (the chat scrolls); growing a few lines at a time makes that rarer. The
-        spare lines are blank, and go when the reply is finished.
+        reply's top; growing a few lines at a time makes that rarer. Once the reply is taller
+        than the screen the chat scrolls with it, so each change repaints the whole pane (~12 ms
+        here) and a key typed meanwhile waits behind it: then the step doubles. Measured at 200
+        tokens/s in the real app, 8-line steps brought the 95th percentile of key-to-screen
+        latency from ~61 ms to ~47 ms against 4-line ones. The spare lines are blank, and go when
+        the reply is finished.
         """
         height = self._document.height
         step = self.STREAM_HEIGHT_STEP
         if self._final or step <= 1 or not height:
             return height
+        if self.is_mounted and height > self.screen.size.height:
+            step *= 2
         return -(-height // step) * step
 
     # -- code colours ---------------------------------------------------------------------------
