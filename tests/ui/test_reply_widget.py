@@ -529,3 +529,24 @@ async def test_fence_names_from_a_reply_cannot_grow_the_lexer_cache_without_boun
         assert len(_md_lexers._loaded) <= _md_lexers._MAX_REMEMBERED
         assert "y" * 200 not in _md_lexers._loaded
         assert any("long name" in line.text for line in reply.rendered_lines())
+
+
+async def test_holding_a_reply_never_keeps_its_text_off_screen_for_long() -> None:
+    # The chat screen holds the reply's next render while the user types; a hold far longer than
+    # MAX_HOLD (or one renewed on every key) must still let the text through.
+    reply = ReplyMarkdown("", final=False)
+    app = ReplyApp(reply)
+    async with app.run_test(size=(60, 20)) as pilot:
+        reply.append("First paragraph.\n\n")
+        await settle(pilot, reply)
+        for index in range(5):
+            reply.hold(3600)
+            reply.append(f"word{index} ")
+            await pilot.pause()
+        await settle(pilot, reply)
+        lines = [line.text for line in reply.rendered_lines()]
+        assert any("word4" in line for line in lines), lines
+        reply.finish()
+        reply.hold(3600)  # a finished reply is never held
+        await settle(pilot, reply)
+        assert reply.markdown.endswith("word4 ")
