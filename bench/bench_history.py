@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_startup import FIRST_FRAME, READY, PtyChild, edgechat_argv, edgechat_env, summary
+from bench_startup import FIRST_FRAME, READY, PtyChild, edgechat_argv, edgechat_env, percentile, summary
 
 from edgechat_tui.agent.base import Message
 from edgechat_tui.agent.store import encode_header, encode_turn
@@ -80,11 +80,6 @@ def page_up_latencies(env: dict[str, str], user: str, presses: int = 30) -> list
         return latencies
     finally:
         child.stop()
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> int:

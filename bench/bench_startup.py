@@ -179,6 +179,12 @@ def baseline_argv() -> list[str]:
     return [sys.executable, "-c", BASELINE_APP]
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The value below which ``share`` of ``values`` fall (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
 def summary(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"median {statistics.median(ms):7.1f} ms   (min {min(ms):6.1f}, max {max(ms):6.1f}, n={len(ms)})"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_startup import READY, PtyChild, edgechat_argv, edgechat_env
+from bench_startup import READY, PtyChild, edgechat_argv, edgechat_env, percentile
 
 from tests.fakes.workers_ai import FakeWorkersAI, Reply
 
@@ -125,11 +125,6 @@ def key_latencies(env: dict[str, str], fake: FakeWorkersAI, user: str, *, stream
         return latencies
     finally:
         child.stop()
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> int:
