@@ -325,6 +325,21 @@ def echo_reply_ok(turn: str, reply: Message) -> bool:
     return reply.content.startswith(expected) or (reply.stopped and expected.startswith(reply.content))
 
 
+def check_history(data_dir: Path, user: str, reported: Iterable[str],
+                  where: str) -> tuple[Audit | None, list[str]]:
+    """Load ``user``'s history after a round of faults and audit it against the ``reported`` turns.
+
+    Returns the audit (None when the history would not load) and the problems seen: a failed load,
+    or a file edgechat had to treat as damaged.
+    """
+    try:
+        messages, warnings = read_history(data_dir, user)
+    except Exception as exc:  # the point: it must never fail
+        return None, [f"{where}: {type(exc).__name__}: {exc}"]
+    problems = [f"{where}: the file was damaged: {warnings}"] if any("damaged" in w for w in warnings) else []
+    return audit_turns(messages, reported, echo_reply_ok), problems
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every regular file under ``root`` with its bytes (a missing root is empty)."""
     files: dict[str, bytes] = {}

@@ -19,6 +19,7 @@ from tests.fakes.workers_ai import FakeWorkersAI, ReceivedRequest, Reply
 from tests.reliability.harness import (
     Workspace,
     audit_turns,
+    check_history,
     check_output_for_secrets,
     echo_reply_ok,
     edgechat_command,
@@ -146,14 +147,10 @@ def crash_one_shot(space: Workspace, fake: FakeWorkersAI, rounds: int, rng: rand
             report.reported.append(turn)
             if count is not None:
                 positions[turn] = count
-        try:
-            messages, warnings = read_history(space.data_dir, user)
-        except Exception as exc:  # the point: it must never fail
-            report.load_failures.append(f"after {turn} ({phase}): {type(exc).__name__}: {exc}")
+        audit, problems = check_history(space.data_dir, user, report.reported, f"after {turn} ({phase})")
+        report.load_failures.extend(problems)
+        if audit is None:
             continue
-        if any("damaged" in w for w in warnings):
-            report.load_failures.append(f"after {turn} ({phase}): the file was damaged: {warnings}")
-        audit = audit_turns(messages, report.reported, echo_reply_ok)
         report.lost.update(audit.lost)
         report.duplicated.update(audit.duplicated)
         report.split.extend(s for s in audit.split if s not in report.split)

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from tests.fakes.workers_ai import FakeWorkersAI, ReceivedRequest
 from tests.reliability.harness import (
     Workspace,
-    audit_turns,
+    check_history,
     check_output_for_secrets,
-    echo_reply_ok,
     edgechat_command,
-    read_history,
 )
 from tests.reliability.pty_driver import PtyProcess
 from tests.reliability.scenarios import slow_echo
@@ -129,14 +127,11 @@ def tui_crash_rounds(space: Workspace, fake: FakeWorkersAI, rounds: int, rng: ra
             output = finish(tui, "tui crash round")
         if b"could not be loaded" in output:
             report.problems.append(f"round {round_}: the TUI could not load the history")
-        try:
-            messages, warnings = read_history(space.data_dir, user)
-        except Exception as exc:  # the point: it must never fail
-            report.problems.append(f"after round {round_} ({phase}): {type(exc).__name__}: {exc}")
+        audit, problems = check_history(space.data_dir, user, report.reported,
+                                        f"after round {round_} ({phase})")
+        report.problems.extend(problems)
+        if audit is None:
             continue
-        if any("damaged" in w for w in warnings):
-            report.problems.append(f"after round {round_} ({phase}): damaged: {warnings}")
-        audit = audit_turns(messages, report.reported, echo_reply_ok)
         report.lost.update(audit.lost)
         report.duplicated.update(audit.duplicated)
         report.problems.extend(s for s in audit.split if s not in report.problems)
