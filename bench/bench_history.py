@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_startup import FIRST_FRAME, READY, PtyChild, edgechat_argv, edgechat_env, percentile, summary
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import encode_header, encode_turn
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import encode_header, encode_turn
 
 PAGE_UP = b"\x1b[5~"
 

@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgechat_tui.agent.base import Message, Usage
-from edgechat_tui.agent.store import HistoryStore, encode_header, encode_turn
+from edgechat_tui.core.messages import Message, Usage
+from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
 
 QUESTION = "How do I keep a conversation history safe when two processes write it at once? " * 2
 ANSWER = ("Take a lock, append one line per turn, and fsync before you report success. " * 8).strip()

@@ -86,7 +86,7 @@ def enter_to_last_token(env: dict[str, str], fake: FakeWorkersAI, user: str, rep
 
 async def transport_only(fake: FakeWorkersAI, reply: str) -> float:
     """The same reply read by edgechat's Workers AI client alone, no UI."""
-    from edgechat_tui.agent.workers_ai import Completion, WorkersAIClient
+    from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
 
     fake.enqueue(Reply(reply, chunk_size=CHARS_PER_TOKEN))
     client = WorkersAIClient(account_id=fake.account_id, api_token=fake.token, api_base=fake.api_base)

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgechat_tui.agent.base import Message  # noqa: E402
+from edgechat_tui.core.messages import Message  # noqa: E402
 from tests.fakes.workers_ai import FakeWorkersAI  # noqa: E402
 from tests.reliability import harness  # noqa: E402
 from tests.reliability.figures import FIGURES  # noqa: E402

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.errors import EdgechatError
+from edgechat_tui.core.errors import EdgechatError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import HistoryStore
 
 NOBODY = 65534
 

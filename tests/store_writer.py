@@ -38,8 +38,8 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import HistoryStore
 
 
 def write_turns(data_dir: Path, user: str, prefix: str, count: int, out: TextIO, *, seed: int = 0,

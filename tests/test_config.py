@@ -6,15 +6,15 @@ import stat
 
 import pytest
 
-from edgechat_tui.config import (
+from edgechat_tui.config.settings import (
     DEFAULT_MODEL,
     OPTIONS,
-    Secret,
     load_settings,
     read_config_file,
     update_config_file,
 )
-from edgechat_tui.errors import ConfigError
+from edgechat_tui.core.errors import ConfigError
+from edgechat_tui.core.secret import Secret
 
 
 @pytest.fixture

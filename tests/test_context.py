@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.context import (
+from edgechat_tui.backends.local.context import (
     Budget,
     build_context,
     context_window_for,
     estimate_tokens,
     message_tokens,
 )
-from edgechat_tui.errors import MessageTooLong
+from edgechat_tui.core.errors import MessageTooLong
+from edgechat_tui.core.messages import Message
 
 
 def turns(n: int, size: int = 100) -> list[Message]:

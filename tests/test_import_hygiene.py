@@ -7,12 +7,12 @@ import sys
 
 CHECK = """
 import sys
-import edgechat_tui.cli, edgechat_tui.config, edgechat_tui.errors
-import edgechat_tui.agent, edgechat_tui.agent.base, edgechat_tui.agent.context
-import edgechat_tui.agent.factory, edgechat_tui.agent.local, edgechat_tui.agent.store
-import edgechat_tui.agent.workers_ai, edgechat_tui.agent.remote, edgechat_tui.agent.retry
-import edgechat_tui.agent.sse, edgechat_tui.sanitize, edgechat_tui.userid
-edgechat_tui.cli.build_parser().format_help()
+import edgechat_tui.cli.entry, edgechat_tui.config.settings, edgechat_tui.core.errors
+import edgechat_tui.backends, edgechat_tui.backends.base, edgechat_tui.backends.local.context
+import edgechat_tui.backends.factory, edgechat_tui.backends.local.agent, edgechat_tui.storage.store
+import edgechat_tui.backends.local.workers_ai, edgechat_tui.backends.remote.agent, edgechat_tui.http.retry
+import edgechat_tui.http.sse, edgechat_tui.core.sanitize, edgechat_tui.core.userid
+edgechat_tui.cli.entry.build_parser().format_help()
 loaded = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
 print(loaded)
 raise SystemExit(1 if loaded else 0)

@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from edgechat_tui.agent.base import TextDelta
-from edgechat_tui.agent.workers_ai import Completion, WorkersAIClient
+from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
+from edgechat_tui.core.messages import TextDelta
 
 ACCOUNT = os.environ.get("CLOUDFLARE_ACCOUNT_ID", "")
 TOKEN = os.environ.get("CLOUDFLARE_API_TOKEN", "")

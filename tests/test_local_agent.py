@@ -7,12 +7,12 @@ import contextlib
 
 import pytest
 
-from edgechat_tui.agent.base import Done, Retrying, TextDelta
-from edgechat_tui.agent.local import LocalAgent, session_affinity_id
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.agent.workers_ai import WorkersAIClient
-from edgechat_tui.config import load_settings
-from edgechat_tui.errors import AuthError, ContextTooLong, MessageTooLong, MissingCredentials
+from edgechat_tui.backends.local.agent import LocalAgent, session_affinity_id
+from edgechat_tui.backends.local.workers_ai import WorkersAIClient
+from edgechat_tui.config.settings import load_settings
+from edgechat_tui.core.errors import AuthError, ContextTooLong, MessageTooLong, MissingCredentials
+from edgechat_tui.core.messages import Done, Retrying, TextDelta
+from edgechat_tui.storage.store import HistoryStore
 from tests.fakes.workers_ai import ErrorReply, FakeWorkersAI, Reply
 
 

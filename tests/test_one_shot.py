@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edgechat_tui.agent.store import HistoryStore
+from edgechat_tui.storage.store import HistoryStore
 from tests.conftest import run_cli
 from tests.fakes.workers_ai import ErrorReply, FakeWorkersAI, Reply, html_error_page
 

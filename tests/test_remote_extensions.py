@@ -14,9 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from edgechat_tui.agent.base import Done, Event, Retrying, TextDelta
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.errors import (
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.core.errors import (
     AuthError,
     BadRequest,
     ContextTooLong,
@@ -29,6 +28,7 @@ from edgechat_tui.errors import (
     RequestTimeout,
     ServerError,
 )
+from edgechat_tui.core.messages import Done, Event, Retrying, TextDelta
 from tests.fakes.agent_server import DEFAULT_MODEL, AgentServer, ScriptedStream, error_answer
 from tests.fakes.seed_server import Scripted
 

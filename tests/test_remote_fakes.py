@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgechat_tui.agent.base import Done
-from edgechat_tui.agent.remote import RemoteAgent
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.core.messages import Done
 from tests.fakes.agent_server import AgentServer, error_answer
 from tests.fakes.seed_server import Scripted, SeedServer
 

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edgechat_tui.agent.base import Done, Event, Retrying, TextDelta
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.errors import (
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.core.errors import (
     ConnectionFailed,
     EmptyMessage,
     NotFound,
@@ -26,6 +25,7 @@ from edgechat_tui.errors import (
     ServerError,
     UsageError,
 )
+from edgechat_tui.core.messages import Done, Event, Retrying, TextDelta
 from tests.fakes.seed_server import Scripted, SeedServer
 
 

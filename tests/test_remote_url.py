@@ -5,14 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from edgechat_tui.agent.remote import (
+from edgechat_tui.backends.remote.agent import (
     Capabilities,
     RemoteAgent,
     error_from_answer,
     is_loopback,
     parse_endpoint,
 )
-from edgechat_tui.errors import (
+from edgechat_tui.core.errors import (
     AuthError,
     BackendError,
     BadRequest,

@@ -9,7 +9,7 @@ from email.utils import formatdate
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgechat_tui.agent.retry import (
+from edgechat_tui.http.retry import (
     BACKOFF_CAP,
     BACKOFF_FLOOR,
     MAX_RETRY_WAIT,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from edgechat_tui.agent.sse import ServerSentEvent, SSEError, SSEParser
+from edgechat_tui.http.sse import ServerSentEvent, SSEError, SSEParser
 
 
 def parse(*chunks: bytes) -> list[ServerSentEvent]:

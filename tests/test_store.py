@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edgechat_tui.agent.base import Message, Usage
-from edgechat_tui.agent.store import (
-    SCHEMA_VERSION,
-    HistoryStore,
-    encode_header,
-    encode_turn,
-    list_users,
-)
-from edgechat_tui.errors import InvalidUserId, NewerSchemaError, StorageError
+from edgechat_tui.core.errors import InvalidUserId, NewerSchemaError, StorageError
+from edgechat_tui.core.messages import Message, Usage
+from edgechat_tui.storage.store import SCHEMA_VERSION, HistoryStore, encode_header, encode_turn, list_users
 
 
 def turn(n: int, **reply_fields: object) -> tuple[Message, Message]:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore, encode_header, encode_turn, list_users
-from edgechat_tui.errors import StorageError
+from edgechat_tui.core.errors import StorageError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn, list_users
 
 PROBE = Path(__file__).with_name("store_probe.py")
 
@@ -164,9 +164,9 @@ def test_file_size_limit_takes_the_partial_write_back(tmp_path: Path) -> None:
     code = f"""
 import json, resource
 from pathlib import Path
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.errors import StorageError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import HistoryStore
+from edgechat_tui.core.errors import StorageError
 store = HistoryStore(Path({str(data_dir)!r}), "alice")
 store.load()
 resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 100}, resource.RLIM_INFINITY))

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgechat_tui.agent.base import Done, TextDelta
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.errors import AuthError, ContextTooLong, InvalidUserId, QuotaExceeded, RateLimited
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.core.errors import AuthError, ContextTooLong, InvalidUserId, QuotaExceeded, RateLimited
+from edgechat_tui.core.messages import Done, TextDelta
+from edgechat_tui.core.userid import validate_user_id
 from tests.conftest import run_cli
 
 WORKER = Path(__file__).resolve().parent.parent / "worker"

@@ -1,3 +1,3 @@
-from edgechat_tui.cli import main
+from edgechat_tui.cli.entry import main
 
 raise SystemExit(main())

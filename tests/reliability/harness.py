@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.errors import EdgechatError
+from edgechat_tui.core.errors import EdgechatError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import HistoryStore
 from tests.reliability.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgechat_tui.agent.base import Done, Retrying, TextDelta
-from edgechat_tui.agent.local import LocalAgent
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.agent.workers_ai import WorkersAIClient
-from edgechat_tui.config import load_settings
-from edgechat_tui.errors import (
+from edgechat_tui.backends.local.agent import LocalAgent
+from edgechat_tui.backends.local.workers_ai import WorkersAIClient
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.config.settings import load_settings
+from edgechat_tui.core.errors import (
     AuthError,
     BackendError,
     BadRequest,
@@ -44,6 +43,7 @@ from edgechat_tui.errors import (
     RequestTimeout,
     ServerError,
 )
+from edgechat_tui.core.messages import Done, Retrying, TextDelta
 from tests.fakes.agent_server import AgentServer, ScriptedStream, error_answer, sse_event
 from tests.fakes.seed_server import Scripted, SeedServer
 from tests.fakes.workers_ai import (

@@ -16,10 +16,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import HistoryStore, encode_header, encode_turn
-from edgechat_tui.errors import InvalidUserId, NewerSchemaError, StorageError
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.core.errors import InvalidUserId, NewerSchemaError, StorageError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
 from tests.reliability.harness import fill_disk, snapshot
 
 USER = "default"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from edgechat_tui import cli
+from edgechat_tui.cli import entry as cli
 from tests.fakes.agent_server import AgentServer
 from tests.fakes.seed_server import SeedServer
 from tests.fakes.workers_ai import FakeWorkersAI

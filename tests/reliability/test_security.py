@@ -22,12 +22,13 @@ import rich
 from rich.console import Console
 from rich.traceback import Traceback
 
-from edgechat_tui.agent import remote as remote_module
-from edgechat_tui.agent import workers_ai as workers_ai_module
-from edgechat_tui.agent.local import LocalAgent
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.agent.workers_ai import WorkersAIClient
-from edgechat_tui.config import Secret, load_settings
+from edgechat_tui.backends.local import workers_ai as workers_ai_module
+from edgechat_tui.backends.local.agent import LocalAgent
+from edgechat_tui.backends.local.workers_ai import WorkersAIClient
+from edgechat_tui.backends.remote import agent as remote_module
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.config.settings import load_settings
+from edgechat_tui.core.secret import Secret
 from tests.fakes.agent_server import AgentServer
 from tests.fakes.workers_ai import FakeWorkersAI, Reply
 from tests.reliability.figures import FIGURES

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.remote import RemoteAgent
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.errors import InvalidUserId
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.core.errors import InvalidUserId
+from edgechat_tui.core.messages import Message
+from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.storage.store import HistoryStore
 from tests.reliability.figures import FIGURES
 
 CLASS = "security: user ids never name a file outside the data dir (property)"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.agent.store import encode_header, encode_turn
-from edgechat_tui.config import Settings, load_settings
+from edgechat_tui.config.settings import Settings, load_settings
+from edgechat_tui.core.messages import Message
+from edgechat_tui.storage.store import encode_header, encode_turn
 from edgechat_tui.ui.app import EdgechatApp
 from tests.fakes.workers_ai import FakeWorkersAI
 

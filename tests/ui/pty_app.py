@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TUI_COMMAND = (
-    "from edgechat_tui.config import load_settings; from edgechat_tui.ui.app import run_tui; "
+    "from edgechat_tui.config.settings import load_settings; from edgechat_tui.ui.app import run_tui; "
     "import sys; raise SystemExit(run_tui(load_settings(), sys.argv[1]))"
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgechat_tui.config import load_settings
+from edgechat_tui.config.settings import load_settings
 from tests.fakes.workers_ai import quota_error
 from tests.ui.conftest import SIZE, make_app, wait_ready, wait_settled, wait_until, write_history
 

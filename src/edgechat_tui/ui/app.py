@@ -20,10 +20,10 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.theme import Theme
 
-from edgechat_tui.agent.base import Agent
-from edgechat_tui.config import Settings, update_config_file
-from edgechat_tui.errors import EdgechatError, MissingCredentials
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.backends.base import Agent
+from edgechat_tui.config.settings import Settings, update_config_file
+from edgechat_tui.core.errors import EdgechatError, MissingCredentials
+from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.ui.screens.chat import ChatScreen
 
 if TYPE_CHECKING:
@@ -39,13 +39,13 @@ def _chat_commands() -> type[Provider]:
 
 def _create_agent(settings: Settings, user: str, warn: Callable[[str], None]) -> Agent:
     # Imported here, in the worker's thread: the HTTP client is not needed for the first frame.
-    from edgechat_tui.agent.factory import create_agent
+    from edgechat_tui.backends.factory import create_agent
 
     return create_agent(settings, user, warn=warn)
 
 
 class EdgechatApp(App[None]):
-    """The chat TUI for ``user``, with ``settings`` from :func:`~edgechat_tui.config.load_settings`.
+    """The chat TUI for ``user``, with ``settings`` from :func:`~edgechat_tui.config.settings.load_settings`.
 
     ``cursor_blink=False`` keeps screenshots identical from run to run (the snapshot tests).
     """

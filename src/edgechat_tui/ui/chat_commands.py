@@ -10,13 +10,13 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgechat_tui.errors import EdgechatError, InvalidUserId
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.errors import EdgechatError, InvalidUserId
+from edgechat_tui.core.sanitize import sanitize
+from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.ui.slash import Invocation, invocation_problem
-from edgechat_tui.userid import validate_user_id
 
 if TYPE_CHECKING:
-    from edgechat_tui.agent.base import Agent
+    from edgechat_tui.backends.base import Agent
     from edgechat_tui.ui.app import EdgechatApp
 
 BUSY = "A reply is still coming: wait for it, or press Esc to stop it, then try again."
@@ -111,7 +111,7 @@ class ChatCommandsMixin:
             await self.say(f"Switched to the profile {name}.")
 
     async def command_model(self, arg: str) -> None:
-        from edgechat_tui.agent.context import CONTEXT_WINDOWS, context_window_for
+        from edgechat_tui.backends.local.context import CONTEXT_WINDOWS, context_window_for
 
         agent = self._agent_or_say()
         if agent is None:
@@ -159,7 +159,7 @@ class ChatCommandsMixin:
         self.refresh_context()
 
     async def command_export(self, arg: str) -> None:
-        from edgechat_tui.export import default_export_path, export_conversation
+        from edgechat_tui.storage.export import default_export_path, export_conversation
 
         agent = self._agent_or_say()
         if agent is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from edgechat_tui.agent.base import ContextInfo, Usage
+from edgechat_tui.core.messages import ContextInfo, Usage
 
 # Llama-family tokenizers give about four characters of English per token. Used only while a reply
 # streams, before the service reports the real count.

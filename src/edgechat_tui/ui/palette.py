@@ -88,7 +88,7 @@ class ChatCommands(Provider):
         elif action.line == "latest":
             await screen.action_latest()
         elif action.line == "export-json":
-            from edgechat_tui.export import default_export_path
+            from edgechat_tui.storage.export import default_export_path
 
             path = default_export_path(screen.user).with_suffix(".json")
             await screen.run_command(Invocation(find_command("export"), "export", str(path)))

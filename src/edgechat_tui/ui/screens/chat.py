@@ -26,8 +26,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 from textual.worker import Worker
 
-from edgechat_tui.agent.base import Agent, ContextInfo, Done, Message, Retrying, TextDelta
-from edgechat_tui.errors import EdgechatError
+from edgechat_tui.backends.base import Agent
+from edgechat_tui.core.errors import EdgechatError
+from edgechat_tui.core.messages import ContextInfo, Done, Message, Retrying, TextDelta
 from edgechat_tui.ui.chat_commands import ChatCommandsMixin
 from edgechat_tui.ui.meter import TurnMeter, context_text, short_count
 from edgechat_tui.ui.slash import invocation_problem, message_text, parse_slash, suggest
@@ -228,7 +229,7 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
     def _complete(self, text: str) -> list:
         models: list[str] = []
         if text.startswith("/model"):
-            from edgechat_tui.agent.context import CONTEXT_WINDOWS
+            from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
 
             models = list(CONTEXT_WINDOWS)
         themes = list(self.app.available_themes) if text.startswith("/theme") else []

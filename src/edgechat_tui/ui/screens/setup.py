@@ -3,7 +3,7 @@
 The check is the one a user would do by hand: is the token active (Cloudflare's token-verify
 endpoint), then can this account run the configured model (one tiny chat call). Each failure is
 explained in words that say what to fix. Only then are both saved to the config file, which
-:func:`~edgechat_tui.config.update_config_file` writes with mode 0600.
+:func:`~edgechat_tui.config.settings.update_config_file` writes with mode 0600.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
-from edgechat_tui.config import OPTIONS, Settings, update_config_file
-from edgechat_tui.errors import (
+from edgechat_tui.config.settings import OPTIONS, Settings, update_config_file
+from edgechat_tui.core.errors import (
     AccountNotFound,
     AuthError,
     ConnectionFailed,
@@ -29,7 +29,7 @@ from edgechat_tui.errors import (
     RateLimited,
     RequestTimeout,
 )
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.sanitize import sanitize
 
 ENV_ADVICE = (
     "To skip this screen, set the credentials in the environment instead:\n"
@@ -163,7 +163,7 @@ class SetupScreen(Screen[Settings | None]):
                 stage = "model"
             self._progress(text)
 
-        from edgechat_tui.agent.local import check_credentials
+        from edgechat_tui.backends.local.agent import check_credentials
 
         try:
             await check_credentials(self.settings, account_id, token, progress)

@@ -23,7 +23,7 @@ from textual.events import Click
 from textual.widget import Widget
 from textual.widgets import Static
 
-from edgechat_tui.agent.base import Message
+from edgechat_tui.core.messages import Message
 from edgechat_tui.ui.widgets.messages import AssistantMessage, ErrorNotice, InfoNotice, UserMessage
 
 INITIAL_WINDOW = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.sanitize import sanitize
 
 
 class ChatHeader(Static):

@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.sanitize import sanitize
 
 if TYPE_CHECKING:
     from edgechat_tui.ui.widgets.reply import ReplyMarkdown

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.ui.slash import Suggestion
 
 PLACEHOLDER = "Message edgechat…  Enter sends · Ctrl+J new line · /help for commands"

@@ -29,7 +29,7 @@ from textual.strip import Strip
 from textual.style import Style
 from textual.widget import Widget
 
-from edgechat_tui.sanitize import StreamSanitizer
+from edgechat_tui.core.sanitize import StreamSanitizer
 from edgechat_tui.ui.widgets import _md_lexers
 from edgechat_tui.ui.widgets._md_blocks import BlockSplitter, new_parser
 from edgechat_tui.ui.widgets._md_document import RenderedDocument

@@ -7,7 +7,7 @@ from typing import Literal
 from textual.content import Content
 from textual.widgets import Static
 
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.sanitize import sanitize
 
 Tone = Literal["idle", "busy", "warning", "error"]
 _TONE_STYLE: dict[Tone, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edgechat_tui.agent.base import Agent
-from edgechat_tui.config import Settings
+from edgechat_tui.backends.base import Agent
+from edgechat_tui.config.settings import Settings
 
 
 def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] | None = None) -> Agent:
@@ -15,7 +15,7 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
     id or token; touches no file and opens no connection.
     """
     if settings.remote_url:
-        from edgechat_tui.agent.remote import RemoteAgent
+        from edgechat_tui.backends.remote.agent import RemoteAgent
 
         token = settings.remote_token.reveal() if settings.remote_token else None
         return RemoteAgent(
@@ -27,6 +27,6 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
             max_retries=settings.max_retries,
             warn=warn,
         )
-    from edgechat_tui.agent.local import LocalAgent
+    from edgechat_tui.backends.local.agent import LocalAgent
 
     return LocalAgent(settings, user, warn=warn)

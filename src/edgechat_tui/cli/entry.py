@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from edgechat_tui import __version__
-from edgechat_tui.errors import EdgechatError, EmptyMessage, NotSupported, UsageError
-from edgechat_tui.sanitize import StreamSanitizer, sanitize
+from edgechat_tui.core.errors import EdgechatError, EmptyMessage, NotSupported, UsageError
+from edgechat_tui.core.sanitize import StreamSanitizer, sanitize
 
 PROG = "edgechat"
 
@@ -121,7 +121,7 @@ def _report(error: EdgechatError) -> int:
 
 
 def _settings(args: argparse.Namespace, *, print_warnings: bool = True):
-    from edgechat_tui.config import load_settings
+    from edgechat_tui.config.settings import load_settings
 
     flags = {"remote_url": args.remote, "data_dir": args.data_dir, "model": args.model}
     settings = load_settings(config_path=args.config, flags=flags)
@@ -132,13 +132,19 @@ def _settings(args: argparse.Namespace, *, print_warnings: bool = True):
 
 
 def _user(args: argparse.Namespace, settings) -> str:
-    from edgechat_tui.userid import validate_user_id
+    from edgechat_tui.core.userid import validate_user_id
 
     return validate_user_id(args.user if args.user is not None else settings.user)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from edgechat_tui.config import OPTIONS, config_path_from, load_settings, show_value, update_config_file
+    from edgechat_tui.config.settings import (
+        OPTIONS,
+        config_path_from,
+        load_settings,
+        show_value,
+        update_config_file,
+    )
 
     if args.config_command == "path":
         print(config_path_from(args.config, os.environ))
@@ -173,7 +179,7 @@ def _cmd_users(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.remote_url:
         raise NotSupported("Listing profiles is not available on a remote agent.")
-    from edgechat_tui.agent.store import list_users
+    from edgechat_tui.storage.store import list_users
 
     summaries = list_users(settings.data_dir)
     if not summaries:
@@ -187,13 +193,13 @@ def _cmd_users(args: argparse.Namespace) -> int:
 
 
 def _local_store(settings, user: str):
-    from edgechat_tui.agent.store import HistoryStore
+    from edgechat_tui.storage.store import HistoryStore
 
     return HistoryStore(settings.data_dir, user, warn=_warn)
 
 
 async def _remote_agent(settings, user: str):
-    from edgechat_tui.agent.factory import create_agent
+    from edgechat_tui.backends.factory import create_agent
 
     agent = create_agent(settings, user, warn=_warn)
     await agent.check()
@@ -220,8 +226,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json({"userId": user, "messages": [m.to_json() for m in messages]}, indent=2)
         return 0
-    from edgechat_tui.agent.base import now_iso
-    from edgechat_tui.export import to_markdown
+    from edgechat_tui.core.messages import now_iso
+    from edgechat_tui.storage.export import to_markdown
 
     _say(sys.stdout, to_markdown(user, messages, exported=now_iso(), model=None) + "\n")
     return 0
@@ -266,8 +272,8 @@ def _read_message(args: argparse.Namespace) -> str:
 
 
 async def _one_shot(settings, user: str, text: str, as_json: bool) -> int:
-    from edgechat_tui.agent.base import Done, Retrying, TextDelta
-    from edgechat_tui.agent.factory import create_agent
+    from edgechat_tui.backends.factory import create_agent
+    from edgechat_tui.core.messages import Done, Retrying, TextDelta
 
     agent = create_agent(settings, user, warn=_warn)
     clean = StreamSanitizer()

@@ -34,11 +34,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from edgechat_tui import __version__
-from edgechat_tui.agent.base import Agent, AgentInfo, Done, Event, Message, Retrying, TextDelta, Usage
-from edgechat_tui.agent.retry import MAX_RETRY_WAIT, backoff_wait, parse_retry_after
-from edgechat_tui.agent.sse import ServerSentEvent, SSEError, SSEParser
-from edgechat_tui.config import Secret
-from edgechat_tui.errors import (
+from edgechat_tui.backends.base import Agent
+from edgechat_tui.core.errors import (
     AuthError,
     BackendError,
     BadRequest,
@@ -54,8 +51,12 @@ from edgechat_tui.errors import (
     ServerError,
     UsageError,
 )
-from edgechat_tui.sanitize import sanitize
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.core.messages import AgentInfo, Done, Event, Message, Retrying, TextDelta, Usage
+from edgechat_tui.core.sanitize import sanitize
+from edgechat_tui.core.secret import Secret
+from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.http.retry import MAX_RETRY_WAIT, backoff_wait, parse_retry_after
+from edgechat_tui.http.sse import ServerSentEvent, SSEError, SSEParser
 
 log = logging.getLogger(__name__)
 

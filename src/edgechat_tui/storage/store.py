@@ -42,9 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgechat_tui.agent.base import Message, now_iso
-from edgechat_tui.errors import NewerSchemaError, StorageError
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.core.errors import NewerSchemaError, StorageError
+from edgechat_tui.core.messages import Message, now_iso
+from edgechat_tui.core.userid import validate_user_id
 
 __all__ = [
     "SCHEMA_VERSION",

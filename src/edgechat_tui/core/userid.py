@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from edgechat_tui.errors import InvalidUserId
+from edgechat_tui.core.errors import InvalidUserId
 
 MAX_LENGTH = 64
 _VALID = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,63}")

@@ -14,13 +14,14 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 
-from edgechat_tui.agent.base import Agent, AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
-from edgechat_tui.agent.context import Budget, build_context, context_window_for
-from edgechat_tui.agent.store import HistoryStore
-from edgechat_tui.agent.workers_ai import Completion, WorkersAIClient
-from edgechat_tui.config import Settings
-from edgechat_tui.errors import ContextTooLong, MissingCredentials, UsageError
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.backends.base import Agent
+from edgechat_tui.backends.local.context import Budget, build_context, context_window_for
+from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
+from edgechat_tui.config.settings import Settings
+from edgechat_tui.core.errors import ContextTooLong, MissingCredentials, UsageError
+from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
+from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.storage.store import HistoryStore
 
 # After the service says "context too long" despite our estimate, the next try sends this share
 # (when the service's message does not say what the window really is).

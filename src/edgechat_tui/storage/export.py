@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgechat_tui.agent.base import Message
-from edgechat_tui.errors import StorageError, UsageError
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.errors import StorageError, UsageError
+from edgechat_tui.core.messages import Message
+from edgechat_tui.core.sanitize import sanitize
 
 
 def default_export_path(user: str, when: datetime | None = None, directory: Path | None = None) -> Path:

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from edgechat_tui.errors import ConfigError, InvalidUserId, StorageError
-from edgechat_tui.userid import validate_user_id
+from edgechat_tui.core.errors import ConfigError, InvalidUserId, StorageError
+from edgechat_tui.core.secret import Secret
+from edgechat_tui.core.userid import validate_user_id
 
 APP_NAME = "edgechat"
 DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
@@ -32,35 +33,6 @@ DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. Be concise, friendly, and informative in your responses."
 )
-
-
-class Secret:
-    """A token. Its repr and str never show it; ``reveal()`` is the one way to read it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> Any:  # pickling would write the token out in clear: refuse
-        raise TypeError("a Secret cannot be pickled")
 
 
 # --- Parsing and checking values --------------------------------------------------------------------

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgechat_tui.agent.base import ContextInfo, Message
-from edgechat_tui.errors import MessageTooLong
+from edgechat_tui.core.errors import MessageTooLong
+from edgechat_tui.core.messages import ContextInfo, Message
 
 # Context windows of the models we know (tokens); prompt plus max_tokens must fit.
 CONTEXT_WINDOWS: dict[str, int] = {

@@ -1,10 +1,10 @@
 """The Workers AI REST client: one chat request, streamed, retried, and every failure typed.
 
 ``chat()`` posts the messages to ``{api_base}/accounts/{account_id}/ai/run/{model}`` and yields
-:class:`~edgechat_tui.agent.base.TextDelta` pieces as they arrive, a
-:class:`~edgechat_tui.agent.base.Retrying` before each wait between attempts, and finally one
+:class:`~edgechat_tui.backends.base.TextDelta` pieces as they arrive, a
+:class:`~edgechat_tui.backends.base.Retrying` before each wait between attempts, and finally one
 :class:`Completion` with the whole text and the usage. A failure is raised as an
-:class:`~edgechat_tui.errors.EdgechatError` subclass whose message a user can act on.
+:class:`~edgechat_tui.core.errors.EdgechatError` subclass whose message a user can act on.
 
 Choices worth knowing:
 
@@ -12,11 +12,11 @@ Choices worth knowing:
   from ``response`` (a string, or a number for some models) or OpenAI-style
   ``choices[0].delta.content``; usage from whichever event carries it; the reply ends at
   ``data: [DONE]``; unknown keys are ignored. A stream that ends without ``[DONE]``, an event that
-  is not a JSON object, or bytes that are not UTF-8 raise :class:`~edgechat_tui.errors.ProtocolError`:
+  is not a JSON object, or bytes that are not UTF-8 raise :class:`~edgechat_tui.core.errors.ProtocolError`:
   a reply that is silently short or corrupt would be saved as if it were whole.
 - A connection that breaks in the middle of a stream raises
-  :class:`~edgechat_tui.errors.ConnectionFailed` (``reached_server=True``), a stream that stops
-  sending for ``read_timeout`` seconds :class:`~edgechat_tui.errors.RequestTimeout`.
+  :class:`~edgechat_tui.core.errors.ConnectionFailed` (``reached_server=True``), a stream that stops
+  sending for ``read_timeout`` seconds :class:`~edgechat_tui.core.errors.RequestTimeout`.
 - Retries (capacity, 429, 5xx, timeouts, connection failures) happen only before any text was
   yielded, so a reply is never shown twice. The wait is ``Retry-After`` when the service sends one
   (at most 60 s), else exponential backoff with full jitter.
@@ -49,11 +49,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from edgechat_tui import __version__
-from edgechat_tui.agent.base import Retrying, TextDelta, Usage
-from edgechat_tui.agent.retry import backoff_wait, parse_retry_after
-from edgechat_tui.agent.sse import SSEError, SSEParser
-from edgechat_tui.config import Secret
-from edgechat_tui.errors import (
+from edgechat_tui.core.errors import (
     AccountNotFound,
     AuthError,
     BackendError,
@@ -70,7 +66,11 @@ from edgechat_tui.errors import (
     RequestTimeout,
     ServerError,
 )
-from edgechat_tui.sanitize import sanitize
+from edgechat_tui.core.messages import Retrying, TextDelta, Usage
+from edgechat_tui.core.sanitize import sanitize
+from edgechat_tui.core.secret import Secret
+from edgechat_tui.http.retry import backoff_wait, parse_retry_after
+from edgechat_tui.http.sse import SSEError, SSEParser
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 #: Most of an error body read; the rest is never downloaded.
