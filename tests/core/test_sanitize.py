@@ -44,7 +44,8 @@ def test_any_chunking_gives_the_whole_text_answer_and_nothing_unsafe(text: str, 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=200),
-       st.sampled_from(["\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x9d", "\x90", "\x1b[", "\x9b", "\x1b"]),
+       st.sampled_from(["\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x9d", "\x90", "\x1b[", "\x9b",
+                        "\x1b"]),
        st.lists(st.integers(min_value=0, max_value=220), max_size=6))
 def test_an_introducer_never_terminated_loses_no_text(text: str, introducer: str, cuts: list[int]) -> None:
     """`ESC ]` then ordinary text is not a sequence: only the control characters go."""

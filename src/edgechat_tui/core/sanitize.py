@@ -18,7 +18,7 @@ import re
 # The longest body a sequence may have. Longer, it is not a sequence: its ESC goes and the rest is text.
 # Both patterns share the bound, so the whole-text and the chunked paths agree on every input.
 _MAX_PENDING = 4096
-_B = "{0,%d}" % _MAX_PENDING
+_B = f"{{0,{_MAX_PENDING}}}"
 # An escape sequence, complete: CSI (ESC [ or C1 CSI) params + final byte; OSC/DCS/SOS/PM/APC strings
 # ended by BEL or ST (a line break ends them as text); or a two-character escape.
 _SEQUENCE = re.compile(
@@ -39,6 +39,15 @@ _UNFINISHED = re.compile(
     re.VERBOSE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def mend_surrogates(text: str) -> str:
+    """``text`` as valid Unicode: a surrogate pair becomes its character, a lone half U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def sanitize(text: str) -> str:
