@@ -5,6 +5,7 @@
  */
 
 import { configuredToken, isAuthorized } from "./auth";
+import { decodeUtf8, readCapped } from "./body";
 import { readSettings, type Env } from "./config";
 import type { Failure } from "./conversation";
 import { ApiError, statusOf, type ErrorBody } from "./errors";
@@ -18,7 +19,7 @@ const SERVICE = "edgechat agent";
 /** The version of docs/protocol.md's extensions this agent speaks, and the ones it offers. */
 const PROTOCOL_VERSION = 1;
 const CAPABILITIES = ["stream", "history", "reset"];
-/** Larger bodies cannot fit any model's window; refusing them early spares reading them. */
+/** Larger bodies cannot fit any model's window; reading stops there (413 request_too_large). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const MAX_HISTORY_LIMIT = 100_000;
 
@@ -69,14 +70,10 @@ function resolveUserId(raw: unknown): string | ApiError {
 }
 
 async function readJsonBody(request: Request): Promise<Record<string, unknown> | ApiError> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > MAX_BODY_BYTES) {
-    return new ApiError("context_too_long", "The request is too large.", `${declared} bytes; at most ${MAX_BODY_BYTES}`);
-  }
-  const text = await request.text();
-  if (text.length > MAX_BODY_BYTES) {
-    return new ApiError("context_too_long", "The request is too large.", `at most ${MAX_BODY_BYTES} bytes`);
-  }
+  const bytes = await readCapped(request, MAX_BODY_BYTES);
+  if (bytes instanceof ApiError) return bytes;
+  const text = decodeUtf8(bytes);
+  if (text instanceof ApiError) return text;
   let body: unknown;
   try {
     body = JSON.parse(text);

@@ -8,3 +8,4 @@ import "./stream.test.mjs";
 import "./context.test.mjs";
 import "./concurrency.test.mjs";
 import "./storage.test.mjs";
+import "./body.test.mjs";
