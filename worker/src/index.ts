@@ -110,9 +110,12 @@ async function handleChat(request: Request, env: Env, ctx: ExecutionContext): Pr
     // A client hanging up aborts the request's signal (compatibility flag enable_request_signal) but
     // does not cancel a stream that came over RPC, so the object is told explicitly.
     const { turnId } = outcome;
-    request.signal.addEventListener("abort", () => {
+    const stop = (): void => {
       ctx.waitUntil(conversation.stopTurn(turnId).then(() => undefined, () => undefined));
-    });
+    };
+    // A client that left while the turn waited for its queue or for the model has already aborted.
+    if (request.signal.aborted) stop();
+    else request.signal.addEventListener("abort", stop);
     return new Response(outcome.stream, {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",

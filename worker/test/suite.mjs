@@ -9,3 +9,4 @@ import "./context.test.mjs";
 import "./concurrency.test.mjs";
 import "./storage.test.mjs";
 import "./body.test.mjs";
+import "./stream-end.test.mjs";

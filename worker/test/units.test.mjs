@@ -102,7 +102,26 @@ describe("model answers", () => {
     assert.equal(readStreamData('{"choices":[{"delta":{"content":"b"}}]}').text, "b");
     assert.deepEqual(readStreamData('{"response":"","usage":{"completion_tokens":2}}').usage, { completion_tokens: 2 });
     assert.equal(readStreamData("[DONE]"), null);
-    assert.equal(readStreamData("not json").text, "");
+    assert.equal(readStreamData(" [DONE] "), null);
+    assert.deepEqual(readStreamData('{"response":"c","errors":[],"error":null}'), { text: "c", usage: undefined });
+    assert.equal(readStreamData('{"response":null,"choices":[{"delta":{}}]}').text, "");
+  });
+
+  it("refuses stream data it cannot read as a piece of the reply, as the Python client does", () => {
+    const unreadable = ["not json", '{"response": "cut', "42", '"text"', "null", "[1]", '{"response":{"text":"x"}}', '{"response":true}'];
+    for (const data of unreadable) {
+      assert.throws(() => readStreamData(data), (err) => err.code === "model_unavailable", data);
+    }
+    assert.throws(() => readStreamData('{"errors":[{"code":3040,"message":"Capacity temporarily exceeded"}]}'), (err) => err.code === "rate_limited");
+    assert.throws(() => readStreamData('{"error":"4006: daily free allocation used"}'), (err) => err.code === "quota_exceeded");
+  });
+
+  it("refuses a stream whose bytes are not UTF-8", async () => {
+    const bytes = new Uint8Array([...Buffer.from('data: {"response":"caf'), 0xe9, ...Buffer.from('"}\n\n')]);
+    const stream = new Response(bytes).body;
+    await assert.rejects(async () => {
+      for await (const data of sseData(stream, (r) => r.read())) void data;
+    }, (err) => err.code === "model_unavailable" && /UTF-8/.test(err.details));
   });
 
   it("splits an event stream the same way however it is cut into chunks", async () => {
