@@ -18,7 +18,7 @@ import {
   withTimeout,
   type Usage,
 } from "./model";
-import { ConversationStore, type StoredMessage } from "./store";
+import { ConversationStore, type Cursor, type StoredMessage } from "./store";
 import { TurnQueue } from "./turnqueue";
 
 export interface ChatReply {
@@ -42,6 +42,8 @@ export interface HistoryAnswer {
   userId: string;
   messageCount: number;
   messages: StoredMessage[];
+  /** The cursor of the page before this one, or null (docs/protocol.md, `history-pages`). */
+  previous: string | null;
 }
 export interface ResetAnswer {
   ok: true;
@@ -245,14 +247,25 @@ export class Conversation extends DurableObject<Env> {
     return true;
   }
 
-  /** The current conversation, oldest first, without the system prompt. */
-  async history(userId: string, limit: number | null): Promise<HistoryAnswer | Failure> {
+  /**
+   * A page of the conversation, oldest first, without the system prompt: the newest messages of the
+   * current conversation, or those before the cursor `before`; at most `limit` of them and at most
+   * `maxBytes` of JSON.
+   */
+  async history(
+    userId: string,
+    limit: number | null,
+    before: Cursor | null = null,
+    maxBytes: number = Number.MAX_SAFE_INTEGER,
+  ): Promise<HistoryAnswer | Failure> {
     try {
+      const page = this.store.historyPage(before, limit, maxBytes);
       return {
         ok: true,
         userId: this.store.owner ?? userId,
-        messageCount: this.store.messageCount,
-        messages: this.store.history(limit),
+        messageCount: page.messageCount,
+        messages: page.messages,
+        previous: page.previous,
       };
     } catch (err) {
       return failure(err);

@@ -10,6 +10,7 @@ import { readSettings, type Env } from "./config";
 import type { Failure } from "./conversation";
 import { ApiError, statusOf, type ErrorBody } from "./errors";
 import { routePath } from "./routing";
+import { parseCursor } from "./store";
 import { DEFAULT_USER_ID, USER_ID_RULES, userIdProblem } from "./userid";
 
 // Only handlers may be exported from the entry module: workerd binds every export.
@@ -18,10 +19,15 @@ export { Conversation } from "./conversation";
 const SERVICE = "edgechat agent";
 /** The version of docs/protocol.md's extensions this agent speaks, and the ones it offers. */
 const PROTOCOL_VERSION = 1;
-const CAPABILITIES = ["stream", "history", "reset"];
+const CAPABILITIES = ["stream", "history", "reset", "history-pages"];
 /** Larger bodies cannot fit any model's window; reading stops there (413 request_too_large). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const MAX_HISTORY_LIMIT = 100_000;
+/**
+ * The most message JSON one history answer carries (docs/protocol.md, `history-pages`): older pages
+ * are a `before` away. It keeps an answer within the 8 MiB a client reads, and the Worker's memory.
+ */
+const HISTORY_PAGE_BYTES = 4 * 1024 * 1024;
 
 function corsHeaders(request: Request): Record<string, string> {
   // As the seed does: any origin may call, and the answer names it. No credentials mode, so a page
@@ -142,9 +148,19 @@ async function handleHistory(request: Request, env: Env, url: URL): Promise<Resp
       return fail(request, "bad_request", `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}.`);
     }
   }
-  const outcome = await conversationOf(env, userId).history(userId, limit);
+  const rawBefore = url.searchParams.get("before");
+  const before = rawBefore === null ? null : parseCursor(rawBefore);
+  if (rawBefore !== null && before === null) {
+    return fail(request, "bad_request", "before is not a cursor this agent gave.", "use the previous value of a history answer");
+  }
+  const outcome = await conversationOf(env, userId).history(userId, limit, before, HISTORY_PAGE_BYTES);
   if (isFailure(outcome)) return errorResponse(request, outcome.error);
-  return json(request, { userId: outcome.userId, messageCount: outcome.messageCount, messages: outcome.messages });
+  return json(request, {
+    userId: outcome.userId,
+    messageCount: outcome.messageCount,
+    messages: outcome.messages,
+    previous: outcome.previous,
+  });
 }
 
 async function handleReset(request: Request, env: Env): Promise<Response> {

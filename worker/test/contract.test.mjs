@@ -24,7 +24,7 @@ describe("health", () => {
     assert.equal(typeof body.service, "string");
     assert.ok(!Number.isNaN(Date.parse(body.timestamp)), body.timestamp);
     assert.equal(body.protocol, 1);
-    assert.deepEqual(body.capabilities, ["stream", "history", "reset"]);
+    assert.deepEqual(body.capabilities, ["stream", "history", "reset", "history-pages"]);
     assert.equal(body.auth, false);
     assert.equal(body.model, "@cf/meta/llama-3.3-70b-instruct-fp8-fast");
   });

@@ -10,3 +10,4 @@ import "./concurrency.test.mjs";
 import "./storage.test.mjs";
 import "./body.test.mjs";
 import "./stream-end.test.mjs";
+import "./history-pages.test.mjs";
