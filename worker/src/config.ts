@@ -5,13 +5,15 @@
  */
 
 import type { Conversation } from "./conversation";
+import type { IdentityVars } from "./identity";
 
 /** What the Workers AI binding offers that this Worker uses; narrower than the generated `Ai` type. */
 export interface AiBinding {
   run(model: string, inputs: Record<string, unknown>, options?: Record<string, unknown>): Promise<unknown>;
 }
 
-export interface Env {
+/** Identity, limit and idempotency vars: identity.ts and limits.ts read them. */
+export interface Env extends IdentityVars {
   AI: AiBinding;
   CONVERSATIONS: DurableObjectNamespace<Conversation>;
   MODEL?: string;
