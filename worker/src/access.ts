@@ -126,7 +126,7 @@ async function fetchKeys(origin: string): Promise<KeySet | null> {
     const res = await fetch(`${origin}/cdn-cgi/access/certs`, {
       headers: { Accept: "application/json" },
       signal: controller.signal,
-      redirect: "error",
+      redirect: "manual", // a redirect answers non-200 and is refused below
     });
     if (res.status !== 200) {
       await res.body?.cancel();

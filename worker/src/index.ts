@@ -236,6 +236,9 @@ async function identify(request: Request, env: Env, config: ServiceConfig): Prom
   return identity;
 }
 
+/** The configuration problems last logged by this isolate: logged once, not on every request. */
+let loggedProblems = "";
+
 async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
   const pathname = routePath(url.pathname, env.BASE_PATH);
@@ -247,14 +250,16 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   const config = readServiceConfig(env);
   if (isMisconfigured(config)) {
     // Fail closed: a half-set secret never leaves the agent open. The problems name variables, not values.
-    console.error("misconfigured:", config.problems.join("; "));
+    const problems = config.problems.join("; ");
+    if (problems !== loggedProblems) console.error("misconfigured:", problems);
+    loggedProblems = problems;
     return json(
       request,
       {
         status: "misconfigured",
         error: "The agent is misconfigured and refuses to serve.",
         code: "misconfigured",
-        details: config.problems.join("; "),
+        details: problems,
       },
       statusOf("misconfigured"),
     );

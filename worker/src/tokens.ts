@@ -12,6 +12,8 @@
 
 import { userIdProblem } from "./userid";
 
+export { userIdProblem };
+
 export const TOKEN_PREFIX = "ec1.";
 /** A signing secret shorter than this could be guessed offline from one token. */
 export const MIN_SIGNING_KEY_LENGTH = 32;
