@@ -8,3 +8,8 @@ import "./stream.test.mjs";
 import "./context.test.mjs";
 import "./concurrency.test.mjs";
 import "./storage.test.mjs";
+import "./identity.test.mjs";
+import "./access.test.mjs";
+import "./idempotency.test.mjs";
+import "./limits.test.mjs";
+import "./crossuser.test.mjs";
