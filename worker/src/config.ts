@@ -5,6 +5,7 @@
  */
 
 import type { Conversation } from "./conversation";
+import type { IdentityVars } from "./identity";
 // The one source of model facts and defaults, shared with the Python package; bundled at build time.
 import shared from "../../src/edgechat_tui/core/data/models.json";
 
@@ -13,7 +14,8 @@ export interface AiBinding {
   run(model: string, inputs: Record<string, unknown>, options?: Record<string, unknown>): Promise<unknown>;
 }
 
-export interface Env {
+/** Identity, limit and idempotency vars: identity.ts and limits.ts read them. */
+export interface Env extends IdentityVars {
   AI: AiBinding;
   CONVERSATIONS: DurableObjectNamespace<Conversation>;
   MODEL?: string;

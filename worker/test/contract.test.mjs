@@ -23,9 +23,12 @@ describe("health", () => {
     assert.equal(body.status, "ok");
     assert.equal(typeof body.service, "string");
     assert.ok(!Number.isNaN(Date.parse(body.timestamp)), body.timestamp);
-    assert.equal(body.protocol, 1);
-    assert.deepEqual(body.capabilities, ["stream", "history", "reset", "history-pages"]);
+    assert.equal(body.protocol, 2);
+    assert.deepEqual(body.capabilities, ["stream", "history", "reset", "whoami", "idempotency", "history-pages"]);
+    // Protocol 1 readers take `auth` as a boolean; protocol 2 names the mode in `authMode`.
     assert.equal(body.auth, false);
+    assert.equal(body.authMode, "none");
+    assert.equal(body.limits, undefined);
     assert.equal(body.model, "@cf/meta/llama-3.3-70b-instruct-fp8-fast");
   });
 });

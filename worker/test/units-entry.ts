@@ -6,3 +6,7 @@ export * from "../src/errors";
 export { readSettings, DEFAULT_MODEL, FALLBACK_CONTEXT_WINDOW } from "../src/config";
 export { TurnQueue } from "../src/turnqueue";
 export { routePath } from "../src/routing";
+export * from "../src/tokens";
+export * from "../src/access";
+export * from "../src/limits";
+export { readServiceConfig, scopedUserId } from "../src/identity";

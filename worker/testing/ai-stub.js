@@ -23,7 +23,7 @@
 //   [[error-event CODE]]  send `data: {"errors":[{"code":CODE,"message":…}]}`, as the service does mid-stream
 //   [[empty-errors]] (harmless) put `"errors": []` in every event
 // Inner bindings: MODELS (JSON {model id: context window}); RECORD (optional service) receives each
-// request as JSON before it is answered.
+// request as JSON before it is answered, and may answer {"error": CODE} to make it fail with that code.
 
 const ERROR_TEXTS = {
   3040: "Capacity temporarily exceeded, please try again.",
@@ -134,7 +134,12 @@ export default function makeAiStub(env) {
   return {
     async run(model, inputs, options) {
       if (env.RECORD) {
-        await env.RECORD.fetch("http://record/", { method: "POST", body: JSON.stringify({ model, inputs, options }) });
+        // The recorder may also make this call fail: it answers {"error": CODE} to say so.
+        const verdict = await env.RECORD.fetch("http://record/", { method: "POST", body: JSON.stringify({ model, inputs, options }) });
+        if (verdict.status === 200) {
+          const { error } = await verdict.json();
+          if (error) throw aiError(error);
+        }
       }
       const window = windows[model];
       if (window === undefined) throw aiError(5007, `No such model ${model} or task`);
