@@ -13,3 +13,4 @@ import "./access.test.mjs";
 import "./idempotency.test.mjs";
 import "./limits.test.mjs";
 import "./crossuser.test.mjs";
+import "./identity-units.test.mjs";
