@@ -9,8 +9,18 @@ import { budgetAfterRejection, estimateTokens, fitContext, inputBudget, type Cha
 import { ApiError, asApiError, type ErrorBody } from "./errors";
 import { UserLedger, type RememberedTurn } from "./ledger";
 import { readLimits } from "./limits";
-import { isContextError, mapModelError, readStreamData, runModel, sseData, streamModel, withTimeout, type Usage } from "./model";
-import { ConversationStore, type StoredMessage } from "./store";
+import {
+  isContextError,
+  mapModelError,
+  readStreamData,
+  runModel,
+  sseData,
+  streamEndedEarly,
+  streamModel,
+  withTimeout,
+  type Usage,
+} from "./model";
+import { ConversationStore, type Cursor, type StoredMessage } from "./store";
 import { TurnQueue } from "./turnqueue";
 
 export interface ChatReply {
@@ -50,6 +60,8 @@ export interface HistoryAnswer {
   userId: string;
   messageCount: number;
   messages: StoredMessage[];
+  /** The cursor of the page before this one, or null (docs/protocol.md, `history-pages`). */
+  previous: string | null;
 }
 export interface ResetAnswer {
   ok: true;
@@ -59,6 +71,14 @@ export interface ResetAnswer {
 
 /** How often a stream that is waiting on the model sends a comment, so proxies do not time it out. */
 const KEEP_ALIVE_MS = 15_000;
+/**
+ * Until the first text is sent, a comment goes out this often. The runtime notices that a client has
+ * hung up only when it writes to the connection, and a client that leaves before any text takes its
+ * message back, so the turn must be stopped (and not stored) before text is written into the void.
+ */
+const PROBE_MS = 200;
+/** The first text waits this long after a probe, for a hang-up the probe reveals to reach the object. */
+const FIRST_TEXT_GRACE_MS = 40;
 
 const encoder = new TextEncoder();
 function sseEvent(name: string, data: unknown): Uint8Array {
@@ -304,11 +324,17 @@ export class Conversation extends DurableObject<Env> {
 
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
+        let lastWrite = Date.now();
         const send = (chunk: Uint8Array): void => {
-          if (!cancelled) controller.enqueue(chunk);
+          if (cancelled) return;
+          controller.enqueue(chunk);
+          lastWrite = Date.now();
         };
-        const keepAlive = setInterval(() => send(encoder.encode(": keep-alive\n\n")), KEEP_ALIVE_MS);
         let text = "";
+        const probe = (): void => send(encoder.encode(": keep-alive\n\n"));
+        const keepAlive = setInterval(() => {
+          if (text === "" || Date.now() - lastWrite >= KEEP_ALIVE_MS) probe();
+        }, PROBE_MS);
         let usage: Usage | undefined;
         const storeTurn = (stopped: boolean): number => {
           const now = Date.now();
@@ -330,16 +356,28 @@ export class Conversation extends DurableObject<Env> {
               reader = r;
               return withTimeout(r.read(), settings.modelTimeoutMs, "the model's stream stalled");
             });
+            let complete = false;
             for await (const data of pieces) {
               if (cancelled) break;
               const piece = readStreamData(data);
-              if (piece === null) break;
+              if (piece === null) {
+                complete = true;
+                break;
+              }
               if (piece.usage) usage = piece.usage;
               if (piece.text !== "") {
+                if (text === "") {
+                  // Last chance to learn that the client left before seeing anything.
+                  probe();
+                  await new Promise((resolve) => setTimeout(resolve, FIRST_TEXT_GRACE_MS));
+                  if (cancelled) break;
+                }
                 text += piece.text;
                 send(sseEvent("delta", { text: piece.text }));
               }
             }
+            // Only `[DONE]` says the reply is whole: a stream that just stops may have been cut off.
+            if (!complete && !cancelled) throw streamEndedEarly(text.length);
           } catch (err) {
             // A client that already left keeps what it saw; otherwise the turn failed and stays unstored.
             if (!cancelled) failed = mapModelError(err).toBody();
@@ -351,6 +389,21 @@ export class Conversation extends DurableObject<Env> {
               ledger.charge(Date.now(), tokensOf(usage, sent, text));
               outcome = { ok: false, error: failed };
               send(sseEvent("error", failed));
+            } else if (cancelled && text === "") {
+              // The client left before any text reached it, and puts the message back in its input:
+              // storing the turn would duplicate it when the message is sent again. The model's
+              // input was paid for all the same. A request waiting on the same Idempotency-Key is
+              // told the turn was not processed (429, which a client may send again): nothing is
+              // stored or remembered under the key, so sending it again runs the turn afresh.
+              ledger.charge(Date.now(), tokensOf(usage, sent, text));
+              outcome = failure(
+                new ApiError(
+                  "rate_limited",
+                  "The earlier request with this message was stopped before any reply; nothing was stored.",
+                  "send it again",
+                  1,
+                ),
+              );
             } else {
               // The client left before the end: keep what it saw, marked stopped, as the protocol allows.
               const messageCount = storeTurn(cancelled);
@@ -384,7 +437,8 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /**
-   * Stops a streamed turn whose client has gone: what was generated so far is stored, marked stopped.
+   * Stops a streamed turn whose client has gone: what was generated so far is stored, marked stopped
+   * (nothing at all when no text had been sent: the client takes the message back).
    * The Worker calls it because a hang-up does not reach a stream that crossed the RPC boundary.
    * Returns whether the turn was still running.
    */
@@ -395,14 +449,25 @@ export class Conversation extends DurableObject<Env> {
     return true;
   }
 
-  /** The current conversation, oldest first, without the system prompt. */
-  async history(userId: string, limit: number | null): Promise<HistoryAnswer | Failure> {
+  /**
+   * A page of the conversation, oldest first, without the system prompt: the newest messages of the
+   * current conversation, or those before the cursor `before`; at most `limit` of them and at most
+   * `maxBytes` of JSON.
+   */
+  async history(
+    userId: string,
+    limit: number | null,
+    before: Cursor | null = null,
+    maxBytes: number = Number.MAX_SAFE_INTEGER,
+  ): Promise<HistoryAnswer | Failure> {
     try {
+      const page = this.store.historyPage(before, limit, maxBytes);
       return {
         ok: true,
         userId: this.store.owner ?? userId,
-        messageCount: this.store.messageCount,
-        messages: this.store.history(limit),
+        messageCount: page.messageCount,
+        messages: page.messages,
+        previous: page.previous,
       };
     } catch (err) {
       return failure(err);

@@ -9,6 +9,7 @@ export type ErrorCode =
   | "forbidden"
   | "not_found"
   | "context_too_long"
+  | "request_too_large"
   | "rate_limited"
   | "quota_exceeded"
   | "model_unavailable"
@@ -22,6 +23,7 @@ const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   context_too_long: 413,
+  request_too_large: 413,
   rate_limited: 429,
   quota_exceeded: 429,
   model_unavailable: 502,

@@ -4,6 +4,7 @@
  * user's turns to that user's Durable Object. Who the user is comes from identity.ts.
  */
 
+import { decodeUtf8, readCapped } from "./body";
 import { readSettings, type Env } from "./config";
 import type { Failure } from "./conversation";
 import { ApiError, statusOf, type ErrorBody } from "./errors";
@@ -17,6 +18,7 @@ import {
   type ServiceConfig,
 } from "./identity";
 import { routePath } from "./routing";
+import { parseCursor } from "./store";
 import { USER_ID_RULES, userIdProblem } from "./userid";
 
 // Only handlers may be exported from the entry module: workerd binds every export.
@@ -25,12 +27,17 @@ export { Conversation } from "./conversation";
 const SERVICE = "edgechat agent";
 /** The version of docs/protocol.md's extensions this agent speaks, and the ones it offers. */
 const PROTOCOL_VERSION = 2;
-const CAPABILITIES = ["stream", "history", "reset", "whoami", "idempotency"];
+const CAPABILITIES = ["stream", "history", "reset", "whoami", "idempotency", "history-pages"];
 /** An Idempotency-Key: 1 to 255 visible ASCII characters (a UUID is the usual choice). */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-/** Larger bodies cannot fit any model's window; refusing them early spares reading them. */
+/** Larger bodies cannot fit any model's window; reading stops there (413 request_too_large). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const MAX_HISTORY_LIMIT = 100_000;
+/**
+ * The most message JSON one history answer carries (docs/protocol.md, `history-pages`): older pages
+ * are a `before` away. It keeps an answer within the 8 MiB a client reads, and the Worker's memory.
+ */
+const HISTORY_PAGE_BYTES = 4 * 1024 * 1024;
 
 function corsHeaders(request: Request): Record<string, string> {
   // As the seed does: any origin may call, and the answer names it. No credentials mode, so a page
@@ -78,14 +85,10 @@ function resolveUserId(raw: unknown, identity: Identity): string | ApiError {
 }
 
 async function readJsonBody(request: Request): Promise<Record<string, unknown> | ApiError> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > MAX_BODY_BYTES) {
-    return new ApiError("context_too_long", "The request is too large.", `${declared} bytes; at most ${MAX_BODY_BYTES}`);
-  }
-  const text = await request.text();
-  if (text.length > MAX_BODY_BYTES) {
-    return new ApiError("context_too_long", "The request is too large.", `at most ${MAX_BODY_BYTES} bytes`);
-  }
+  const bytes = await readCapped(request, MAX_BODY_BYTES);
+  if (bytes instanceof ApiError) return bytes;
+  const text = decodeUtf8(bytes);
+  if (text instanceof ApiError) return text;
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -128,9 +131,12 @@ async function handleChat(request: Request, env: Env, ctx: ExecutionContext, ide
     // A client hanging up aborts the request's signal (compatibility flag enable_request_signal) but
     // does not cancel a stream that came over RPC, so the object is told explicitly.
     const { turnId } = outcome;
-    request.signal.addEventListener("abort", () => {
+    const stop = (): void => {
       ctx.waitUntil(conversation.stopTurn(turnId).then(() => undefined, () => undefined));
-    });
+    };
+    // A client that left while the turn waited for its queue or for the model has already aborted.
+    if (request.signal.aborted) stop();
+    else request.signal.addEventListener("abort", stop);
     return new Response(outcome.stream, {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",
@@ -160,9 +166,19 @@ async function handleHistory(request: Request, env: Env, url: URL, identity: Ide
       return fail(request, "bad_request", `limit must be a whole number from 1 to ${MAX_HISTORY_LIMIT}.`);
     }
   }
-  const outcome = await conversationOf(env, userId).history(userId, limit);
+  const rawBefore = url.searchParams.get("before");
+  const before = rawBefore === null ? null : parseCursor(rawBefore);
+  if (rawBefore !== null && before === null) {
+    return fail(request, "bad_request", "before is not a cursor this agent gave.", "use the previous value of a history answer");
+  }
+  const outcome = await conversationOf(env, userId).history(userId, limit, before, HISTORY_PAGE_BYTES);
   if (isFailure(outcome)) return errorResponse(request, outcome.error);
-  return json(request, { userId: outcome.userId, messageCount: outcome.messageCount, messages: outcome.messages });
+  return json(request, {
+    userId: outcome.userId,
+    messageCount: outcome.messageCount,
+    messages: outcome.messages,
+    previous: outcome.previous,
+  });
 }
 
 async function handleReset(request: Request, env: Env, identity: Identity): Promise<Response> {

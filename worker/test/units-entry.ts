@@ -3,7 +3,7 @@ export * from "../src/context";
 export * from "../src/model";
 export * from "../src/userid";
 export * from "../src/errors";
-export { readSettings } from "../src/config";
+export { readSettings, DEFAULT_MODEL, FALLBACK_CONTEXT_WINDOW } from "../src/config";
 export { TurnQueue } from "../src/turnqueue";
 export { routePath } from "../src/routing";
 export * from "../src/tokens";
