@@ -77,6 +77,27 @@ describe("Cloudflare Access", () => {
     assert.equal((await reset.json()).ok, true);
   });
 
+  it("refuses a second identity whose email maps onto an id another identity holds (no silent collision)", async () => {
+    // A real collision needs 48 bits of SHA-256 to agree; bind the object to another principal instead.
+    const id = await userIdForEmail("collide@example.com");
+    const ns = await agent.mf.getDurableObjectNamespace("CONVERSATIONS");
+    const bound = await ns.get(ns.idFromName(id)).authorize({ principal: "email:someone-else@example.com" });
+    assert.equal(await bound.ok, true);
+    for (const email of ["collide@example.com", "Collide@Example.COM"]) {
+      const jwt = signJwt(current, accessClaims(team, email));
+      const who = await whoami(jwt);
+      assert.equal(who.status, 403);
+      assert.equal(who.body.code, "forbidden");
+      const turn = await post(agent, "/api/chat", { message: "mine?" }, accessHeader(jwt));
+      assert.equal(turn.status, 403);
+      await turn.arrayBuffer();
+    }
+    // The first identity to use an id keeps it; case and spacing do not make another identity.
+    for (const email of ["keeper@example.com", " KEEPER@example.com"]) {
+      assert.equal((await whoami(signJwt(current, accessClaims(team, email)))).status, 200, email);
+    }
+  });
+
   it("names a service token by its client id", async () => {
     const claims = accessClaims(team, undefined, { common_name: "0123abcd.access", sub: "" });
     delete claims.email;

@@ -189,6 +189,53 @@ describe("a repeated Idempotency-Key", () => {
     assert.equal(callsFor(text), 1);
   });
 
+  it("tells a repeat waiting on a turn whose client left before any text that nothing was stored (429)", async () => {
+    const user = "idem-vanished";
+    // Streamed, the first piece comes a second after the model answers: time for the hang-up to show.
+    const text = "vanish before the reply [[words 5]] [[slow 1000]]";
+    let release;
+    const held = new Promise((resolve) => {
+      release = resolve;
+    });
+    let arrived;
+    const seen = new Promise((resolve) => {
+      arrived = resolve;
+    });
+    gate = async (r) => {
+      if (r.inputs.messages.at(-1).content === text && release) {
+        arrived();
+        await held;
+      }
+    };
+    try {
+      const req = httpRequest(new URL("/api/chat", agent.url), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "Idempotency-Key": "v-1" },
+      });
+      req.on("error", () => undefined);
+      req.end(JSON.stringify({ userId: user, message: text }));
+      await seen;
+      req.destroy(); // gone while the model has not said a word
+      const repeat = chat(agent, user, text, key("v-1"));
+      await sleep(200);
+      const releaseNow = release;
+      release = null;
+      releaseNow();
+      const waited = await repeat;
+      assert.equal(waited.status, 429, JSON.stringify(waited.body));
+      assert.equal(waited.body.code, "rate_limited");
+      assert.equal((await history(agent, user)).body.messageCount, 0);
+      const again = await chat(agent, user, text, key("v-1"));
+      assert.equal(again.status, 200);
+      assert.equal(again.body.replayed, undefined);
+      assert.equal(again.body.messageCount, 2);
+    } finally {
+      gate = null;
+      release?.();
+    }
+    assert.equal((await history(agent, user)).body.messageCount, 2);
+  });
+
   it("keeps keys per user: another user's identical key and message make that user's own turn", async () => {
     const a = await chat(agent, "idem-user-a", "same words", key("shared-key"));
     await chat(agent, "idem-user-b", "warm up");

@@ -14,6 +14,7 @@ import "./access.test.mjs";
 import "./idempotency.test.mjs";
 import "./limits.test.mjs";
 import "./crossuser.test.mjs";
+import "./identity-units.test.mjs";
 import "./body.test.mjs";
 import "./stream-end.test.mjs";
 import "./history-pages.test.mjs";
