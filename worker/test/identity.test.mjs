@@ -221,7 +221,7 @@ describe("per-user tokens", () => {
       assert.equal(res.status, 401);
       assert.match(res.body.error, /revoked/);
     }
-    const fresh = await userToken("bob", { iat: Date.now() + 5 });
+    const fresh = await userToken("bob", { iat: Math.max(Date.now(), Date.parse(answer.notBefore)) + 1 });
     const next = await chat(agent, "bob", "with a new token", bearer(fresh));
     assert.equal(next.status, 200);
     assert.equal(next.body.messageCount, 6);
