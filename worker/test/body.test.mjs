@@ -4,7 +4,7 @@
 // 521 MB; a production isolate has 128 MB.)
 
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -14,25 +14,37 @@ import { history, post } from "./helpers.mjs";
 const CAP = 4 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
-/** The pids of this process's workerd children (Linux /proc); empty elsewhere. */
-function workerdChildren() {
-  const pids = new Set();
-  let entries = [];
+/** The pid of the process listening on 127.0.0.1:`port` (Linux /proc), or null when it cannot be found. */
+function listenerOf(port) {
   try {
-    entries = readdirSync("/proc");
-  } catch {
-    return pids;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(readFileSync(`/proc/${entry}/stat`, "utf8"));
-      if (m && m[1] === "workerd" && Number(m[2]) === process.pid) pids.add(Number(entry));
-    } catch {
-      // Gone meanwhile.
+    const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+    const inodes = new Set();
+    for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local address, state 0A (LISTEN), inode
+      if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === "0A") inodes.add(`socket:[${fields[9]}]`);
     }
+    if (inodes.size === 0) return null;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let fds = [];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+        } catch {
+          // Closed meanwhile.
+        }
+      }
+    }
+  } catch {
+    // Not Linux, or /proc is not readable.
   }
-  return pids;
+  return null;
 }
 
 /** Peak resident memory of a process in bytes (VmHWM), or null when it cannot be read. */
@@ -48,11 +60,9 @@ function peakRss(pid) {
 let agent;
 let workerd = null;
 before(async () => {
-  const earlier = workerdChildren();
-  // On a real socket: chunked uploads and raw HTTP need one.
+  // On a real socket: chunked uploads and raw HTTP need one. workerd itself listens on it.
   agent = await startAgent({ host: "127.0.0.1", port: 0 });
-  const mine = [...workerdChildren()].filter((pid) => !earlier.has(pid));
-  if (mine.length === 1) workerd = mine[0];
+  workerd = listenerOf(Number(agent.url.port));
 });
 after(async () => {
   await agent?.dispose();

@@ -159,3 +159,38 @@ describe("a client that leaves before any text reached it", () => {
     assert.ok(reply.content.length > 0);
   });
 });
+
+describe("a turn with an Idempotency-Key whose client left before any text", () => {
+  it("leaves nothing under the key: sending it again runs the turn, once", async () => {
+    const user = "keyed-leaver";
+    const message = "keyed, then gone [[words 5]] [[slow 1000]]";
+    const key = "9b7c1f1e-keyed-leaver";
+    await new Promise((resolve) => {
+      const req = httpRequest(new URL("/api/chat", agent.url), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "text/event-stream", "Idempotency-Key": key },
+      });
+      req.on("error", () => undefined);
+      req.on("response", () => {
+        req.destroy();
+        resolve();
+      });
+      req.end(JSON.stringify({ userId: user, message }));
+    });
+    // The same message with the same key, as a client sends it again. While the first attempt is
+    // still being stopped, the resend is told it was not processed (429): the client sends it again.
+    let again;
+    for (let i = 0; i < 50; i++) {
+      again = await chat(agent, user, message, { "Idempotency-Key": key });
+      if (again.status !== 429) break;
+      assert.equal(again.body.code, "rate_limited");
+      await sleep(50);
+    }
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.replayed, undefined, "a new turn, not a replay of the stopped one");
+    assert.equal(again.body.messageCount, 2);
+    assert.match(again.body.message, /^w0 w1 w2 w3 w4$/);
+    const stored = await history(agent, user);
+    assert.deepEqual(stored.body.messages.map((m) => [m.role, m.stopped ?? null]), [["user", null], ["assistant", false]]);
+  });
+});
