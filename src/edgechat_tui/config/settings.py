@@ -24,17 +24,18 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from edgechat_tui.core.errors import ConfigError, InvalidUserId, StorageError
+from edgechat_tui.core.models import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
+)
 from edgechat_tui.core.net import is_loopback
 from edgechat_tui.core.secret import Secret
 from edgechat_tui.core.userid import validate_user_id
 
 APP_NAME = "edgechat"
-DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
-# The seed agent's system prompt, so a conversation reads the same in either place.
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful AI assistant. Be concise, friendly, and informative in your responses."
-)
 
 
 # --- Parsing and checking values --------------------------------------------------------------------
@@ -178,8 +179,8 @@ OPTIONS: dict[str, Option] = {
         Option("api_token", _as_secret, None, "Cloudflare API token (Workers AI Read and Edit)",
                secret=True, env="CLOUDFLARE_API_TOKEN"),
         Option("model", _as_model, DEFAULT_MODEL, "Workers AI model id"),
-        Option("max_tokens", _as_int(1, 131_072), 2048, "longest reply, in tokens"),
-        Option("temperature", _as_float(0.0, 5.0), 0.6, "sampling temperature, 0 to 5"),
+        Option("max_tokens", _as_int(1, 131_072), DEFAULT_MAX_TOKENS, "longest reply, in tokens"),
+        Option("temperature", _as_float(0.0, 5.0), DEFAULT_TEMPERATURE, "sampling temperature, 0 to 5"),
         Option("system_prompt", _as_str, DEFAULT_SYSTEM_PROMPT, "system prompt sent first"),
         Option("default_user", _as_user_id, None, "profile used without --user"),
         Option("api_base", _as_url, DEFAULT_API_BASE, "Cloudflare API base (or an AI Gateway base)"),
