@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser("reset", help="archive a conversation and start afresh")
     _add_common(reset, top=False)
+
+    # edgechat serve (src/edgechat_tui/serve/): the chat screen in a browser; its dependencies load only when it runs.
+    from edgechat_tui.serve.options import add_serve_options
+
+    serve = commands.add_parser("serve", help="serve the chat screen to a browser (needs edgechat[serve])")
+    _add_common(serve, top=False)
+    add_serve_options(serve)
     return parser
 
 
@@ -333,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_users(args)
         if args.command == "reset":
             return _cmd_reset(args)
+        if args.command == "serve":  # edgechat serve (src/edgechat_tui/serve/)
+            from edgechat_tui.serve import run_serve
+
+            settings = _settings(args)
+            return run_serve(args, settings, _user(args, settings))
         if args.message is not None or not sys.stdin.isatty():
             return _cmd_one_shot(args)
         return _cmd_tui(args)
