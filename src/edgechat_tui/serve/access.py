@@ -37,7 +37,7 @@ class AccessPolicy:
     def __init__(self, key: str | None, *, loopback_only: bool, port: int) -> None:
         self._key = key.encode("ascii") if key is not None else None
         self.loopback_only = loopback_only
-        self.cookie_name = f"edgechat_serve_{port}"
+        self.cookie_name = cookie_name(port)
 
     @property
     def needs_key(self) -> bool:
@@ -71,6 +71,11 @@ class AccessPolicy:
         if self.key_matches(cookie_key):
             return Verdict(True)
         return Verdict(False, "no access key" if not cookie_key else "wrong access key")
+
+
+def cookie_name(port: int) -> str:
+    """The cookie carrying the key, one per port (a browser shares cookies across a host's ports)."""
+    return f"edgechat_serve_{port}"
 
 
 def _host_is_loopback(host: str | None) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from edgechat_tui.sanitize import sanitize
-from edgechat_tui.serve.access import AccessPolicy
+from edgechat_tui.serve.access import AccessPolicy, cookie_name
 from edgechat_tui.serve.options import ServeConfig
 from edgechat_tui.serve.session import AppSession, clamp_size
 
@@ -58,6 +58,7 @@ class ChatServer:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.policy = AccessPolicy(config.key, loopback_only=config.loopback_only, port=config.port)
+        self.port = config.port
         self.sessions: dict[int, AppSession] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self._numbers = itertools.count(1)
@@ -204,6 +205,8 @@ class ChatServer:
             _say(f"edgechat: error: cannot listen on {config.host}:{config.port}: "
                  f"{sanitize(error.strerror or str(error))}.")
             return 1
+        self.port = self._bound_port(runner)
+        self.policy.cookie_name = cookie_name(self.port)
         stop = asyncio.Event()
         signals_seen = 0
 
@@ -230,13 +233,15 @@ class ChatServer:
         self.log("stopped")
         return 0
 
-    def _announce(self, runner: web.AppRunner) -> None:
-        config = self.config
-        port = config.port
+    def _bound_port(self, runner: web.AppRunner) -> int:
         for address in runner.addresses:
             if isinstance(address, tuple) and len(address) >= 2:
-                port = address[1]
-                break
+                return int(address[1])
+        return self.config.port
+
+    def _announce(self, runner: web.AppRunner) -> None:
+        config = self.config
+        port = self.port
         host = config.host
         if not host or host in ("0.0.0.0", "::"):
             host = socket.gethostname()
