@@ -35,8 +35,8 @@ def test_a_non_loopback_bind_without_allow_remote_is_refused(tmp_path, fake, hos
 
 
 async def _page_status(base: str, path: str = "/", **kw) -> int:
-    async with aiohttp.ClientSession() as http, http.get(base + path, allow_redirects=False, **kw) as response:
-        return response.status
+    async with aiohttp.ClientSession() as http, http.get(base + path, allow_redirects=False, **kw) as reply:
+        return reply.status
 
 
 async def _ws_status(base: str, query: str = "", **kw) -> int:

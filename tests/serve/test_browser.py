@@ -106,7 +106,8 @@ def fake():
 def test_chat_in_headless_chromium(tmp_path, fake):
     started = time.monotonic()
     fake.enqueue(Reply(REPLY, chunk_size=6, delay=0.02))
-    serve = ServeProcess(serve_env(tmp_path, fake), "--user", "alice", "--host", "127.0.0.1", "--allow-remote")
+    serve = ServeProcess(serve_env(tmp_path, fake), "--user", "alice", "--host", "127.0.0.1",
+                         "--allow-remote")
     driver = None
     try:
         assert "?key=" in serve.url
@@ -123,7 +124,8 @@ def test_chat_in_headless_chromium(tmp_path, fake):
         input_box.send_keys(MESSAGE)
         wait_for(driver, lambda t: MESSAGE in t, "the typed message in the input")
         input_box.send_keys(Keys.ENTER)
-        screen = wait_for(driver, lambda t: REPLY in t and "ready" in t and "Stop reply" not in t, "the reply")
+        screen = wait_for(driver, lambda t: REPLY in t and "ready" in t and "Stop reply" not in t,
+                          "the reply")
         assert screen.count(MESSAGE) == 1  # in the conversation, no longer in the input
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "serve-browser.png"))

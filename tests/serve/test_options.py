@@ -29,7 +29,8 @@ def test_other_hosts(host):
 
 def test_the_app_command_is_an_argv_of_validated_values_and_holds_no_secret(tmp_path):
     odd_dir = tmp_path / "a dir; with $(touch pwned) 'quotes' \"and\" `ticks`"
-    env = {"CLOUDFLARE_ACCOUNT_ID": "0123456789abcdef0123456789abcdef", "CLOUDFLARE_API_TOKEN": "tok-SECRET-123",
+    env = {"CLOUDFLARE_ACCOUNT_ID": "0123456789abcdef0123456789abcdef",
+           "CLOUDFLARE_API_TOKEN": "tok-SECRET-123",
            "EDGECHAT_REMOTE_TOKEN": "remote-SECRET-456"}
     settings = load_settings(config_path=tmp_path / "c.toml", env=env,
                              flags={"data_dir": str(odd_dir), "model": "@cf/meta/llama-3.1-8b-instruct-fast",
@@ -62,7 +63,8 @@ def test_the_key_is_compared_whole():
     verdict = policy.check(host="h:1", query_key="k" * 43, cookie_key=None, origin=None, websocket=False)
     assert verdict.allowed and verdict.key_from_url
     # A wrong key in the URL is refused even with the right cookie: the URL is what the user typed.
-    assert not policy.check(host="h:1", query_key="x", cookie_key="k" * 43, origin=None, websocket=False).allowed
+    assert not policy.check(host="h:1", query_key="x", cookie_key="k" * 43, origin=None,
+                            websocket=False).allowed
 
 
 def test_same_origin():

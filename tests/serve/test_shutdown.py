@@ -37,7 +37,7 @@ async def test_a_signal_stops_every_app_and_the_streaming_reply_is_saved_as_stop
     fake.enqueue(SLOW)
     serve = ServeProcess(serve_env(tmp_path, fake), "--user", "alice")
     try:
-        streaming, idle = await _ready(serve), await _ready(serve)
+        streaming, _idle = await _ready(serve), await _ready(serve)
         pids = serve.children()
         assert len(pids) == 2
         mark = len(streaming.screen)
@@ -113,7 +113,8 @@ async def test_closing_the_tab_stops_its_app_and_keeps_what_arrived(tmp_path, fa
         await session.wait_for(b"tok002")
         await session.close()
         serve.wait_for(lambda: not alive(pid), what="the app process to end with its tab")
-        serve.wait_for(lambda: "session 1 ended (exit status 0)" in serve.stderr_text(), what="the session's end")
+        serve.wait_for(lambda: "session 1 ended (exit status 0)" in serve.stderr_text(),
+                       what="the session's end")
         messages = stored_messages(tmp_path / "data", "bob")
         assert messages[-1]["role"] == "assistant" and messages[-1]["stopped"] is True
         # Ctrl+Q in a tab: the app quits, serve closes that websocket and the process is gone.

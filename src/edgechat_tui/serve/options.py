@@ -165,7 +165,8 @@ def serve_config(args: argparse.Namespace, settings: Any, user: str) -> ServeCon
         raise UsageError(f"Refusing to listen on {host or 'every interface'}: it is not a loopback address.",
                          hint="add --allow-remote to serve other machines (the page then needs an access "
                               "key); see docs/serve.md")
-    if not settings.remote_url and not (settings.values.get("account_id") and settings.values.get("api_token")):
+    values = settings.values
+    if not settings.remote_url and not (values.get("account_id") and values.get("api_token")):
         # The setup screen would ask for the API token in a web page: serve does not offer that.
         raise MissingCredentials(
             "edgechat serve needs a Cloudflare account id and API token, and they are not set.",

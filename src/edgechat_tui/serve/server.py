@@ -106,7 +106,8 @@ class ChatServer:
                                 "printed when it started.\n", headers=COMMON_HEADERS)
         if verdict.key_from_url:
             # Keep the key out of the address bar and the history: a cookie carries it from now on.
-            response: web.StreamResponse = web.Response(status=303, headers={**COMMON_HEADERS, "Location": "/"})
+            response: web.StreamResponse = web.Response(status=303,
+                                                        headers={**COMMON_HEADERS, "Location": "/"})
             response.set_cookie(self.policy.cookie_name, query_key or "", httponly=True, samesite="Strict",
                                 path="/")
             return response
@@ -156,7 +157,7 @@ class ChatServer:
         return ws
 
     async def _relay(self, ws: web.WebSocketResponse, session: AppSession) -> None:
-        """What the browser sends, to the app: ``["stdin", text]``, ``["resize", {...}]``, ping, focus, blur."""
+        """What the browser sends, to the app: ``["stdin", text]``, ``["resize", {...}]``, ping, focus..."""
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 continue

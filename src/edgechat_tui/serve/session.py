@@ -50,7 +50,7 @@ def packet(kind: bytes, payload: bytes) -> bytes:
 
 
 class AppSession:
-    """The app process of one websocket. ``send_bytes`` forwards its screen; ``on_exit`` is called once it ends."""
+    """The app process of one websocket: ``send_bytes`` forwards its screen, ``on_exit`` runs once it ends."""
 
     def __init__(self, number: int, argv: Sequence[str], env: Mapping[str, str], *,
                  send_bytes: Callable[[bytes], Awaitable[None]],
