@@ -135,3 +135,18 @@ async def test_on_loopback_a_foreign_host_or_origin_is_refused(tmp_path, fake):
         assert await _ws_status(serve.base, headers={"Origin": serve.base}) == 101
     finally:
         assert serve.stop() == 0
+
+
+async def test_past_max_sessions_a_new_tab_is_refused_and_starts_nothing(tmp_path, fake):
+    serve = ServeProcess(serve_env(tmp_path, fake), "--max-sessions", "1")
+    try:
+        first = await WsSession.open(serve.base)
+        await first.wait_for(b"ready")
+        assert await _ws_status(serve.base) == 503
+        assert len(serve.children()) == 1
+        await first.close()
+        serve.wait_for(lambda: not serve.children(), what="the first session to end")
+        assert await _ws_status(serve.base) == 101  # room again
+    finally:
+        assert serve.stop() == 0
+    assert "refused a session: 1 open already (--max-sessions 1)" in serve.stderr_text()

@@ -104,7 +104,7 @@ class ChatServer:
                      f"{verdict.reason}")
             return web.Response(status=403, text="403 Forbidden: this edgechat server needs the URL it "
                                 "printed when it started.\n", headers=COMMON_HEADERS)
-        if verdict.key_from_url:
+        if verdict.key_from_url and request.path == "/":
             # Keep the key out of the address bar and the history: a cookie carries it from now on.
             response: web.StreamResponse = web.Response(status=303,
                                                         headers={**COMMON_HEADERS, "Location": "/"})
@@ -121,7 +121,7 @@ class ChatServer:
         return response
 
     async def page(self, request: web.Request) -> web.Response:
-        font_size = clamp_size(request.query.get("fontsize", "16"), 16)
+        font_size = max(8, min(40, clamp_size(request.query.get("fontsize", "16"), 16)))
         text = PAGE.replace("{user}", html.escape(self.config.user)).replace("{font_size}", str(font_size))
         return web.Response(text=text, content_type="text/html", headers={"Cache-Control": "no-store"})
 
@@ -129,7 +129,7 @@ class ChatServer:
         if self.closing:
             raise web.HTTPServiceUnavailable(text="edgechat serve is stopping.\n")
         if len(self.sessions) >= self.config.max_sessions:
-            self.log(f"refused a session: {len(self.sessions)} are open (--max-sessions "
+            self.log(f"refused a session: {len(self.sessions)} open already (--max-sessions "
                      f"{self.config.max_sessions})")
             raise web.HTTPServiceUnavailable(text="Too many sessions are open; close a tab and try again.\n")
         width = clamp_size(request.query.get("width", "80"), 80)
