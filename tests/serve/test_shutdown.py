@@ -103,6 +103,26 @@ async def test_an_app_that_does_not_quit_is_killed_after_the_stop_timeout(tmp_pa
     assert "session 1: the app did not quit within 1 s: killed" in serve.stderr_text()
 
 
+async def test_a_second_ctrl_c_kills_at_once(tmp_path, fake):
+    serve = ServeProcess(serve_env(tmp_path, fake), "--stop-timeout", "60")
+    try:
+        session = await _ready(serve)
+        [pid] = serve.children()
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        serve.process.send_signal(signal.SIGINT)
+        serve.wait_for(lambda: "stopping 1 session" in serve.stderr_text(), what="serve to begin stopping")
+        serve.process.send_signal(signal.SIGINT)
+        status = serve.stop()
+        took = time.monotonic() - started
+        await session.close()
+    finally:
+        serve.kill()
+    assert status == 0 and took < 10, (status, took)
+    assert not alive(pid)
+    assert "killing every app process" in serve.stderr_text()
+
+
 async def test_closing_the_tab_stops_its_app_and_keeps_what_arrived(tmp_path, fake):
     fake.enqueue(SLOW)
     serve = ServeProcess(serve_env(tmp_path, fake), "--user", "bob")

@@ -45,6 +45,8 @@ COMMON_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 MAX_MESSAGE = 1024 * 1024
+#: Ctrl+C, kill, and the terminal closing: each stops serve and its apps gracefully.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PROG = "edgechat serve"
 
 
@@ -204,7 +206,8 @@ class ChatServer:
         except OSError as error:
             await runner.cleanup()
             _say(f"edgechat: error: cannot listen on {config.host}:{config.port}: "
-                 f"{sanitize(error.strerror or str(error))}.")
+                 f"{sanitize(os.strerror(error.errno) if error.errno else str(error))}.\n"
+                 "  hint: choose another with --port (0 picks a free one)")
             return 1
         self.port = self._bound_port(runner)
         self.policy.cookie_name = cookie_name(self.port)
@@ -221,14 +224,14 @@ class ChatServer:
                 self.kill_all()
 
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, on_signal)
         try:
             self._announce(runner)
             await stop.wait()
             await self.stop_all()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
             await runner.cleanup()
         self.log("stopped")
