@@ -33,7 +33,6 @@ def test_help_does_not_import_textual():
 
 
 # edgechat serve (src/edgechat_tui/serve/): its web server's dependencies load only when serve runs.
-SERVE_DEPS = ("aiohttp", "textual_serve", "selenium", "edgechat_tui.serve.server")
 REPORT_SERVE_DEPS = ("print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', "
                      "'textual_serve', 'selenium') or m == 'edgechat_tui.serve.server'))")
 
