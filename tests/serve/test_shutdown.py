@@ -47,6 +47,8 @@ async def test_a_signal_stops_every_app_and_the_streaming_reply_is_saved_as_stop
         started = time.monotonic()
         status = serve.stop(sig)
         took = time.monotonic() - started
+        await streaming.close()
+        await _idle.close()
     finally:
         serve.kill()
     messages = stored_messages(tmp_path / "data", "alice")
