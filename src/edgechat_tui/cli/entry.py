@@ -30,7 +30,15 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     return run_tui(settings, user)
 
 
-_COMMANDS = {"config": cmd_config, "history": cmd_history, "users": cmd_users, "reset": cmd_reset}
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from edgechat_tui.serve import run_serve  # its dependencies load only here
+
+    settings = load(args)
+    return run_serve(args, settings, user_of(args, settings))
+
+
+_COMMANDS = {"config": cmd_config, "history": cmd_history, "users": cmd_users, "reset": cmd_reset,
+             "serve": _cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

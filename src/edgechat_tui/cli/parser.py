@@ -73,4 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser("reset", help="archive a conversation and start afresh")
     _add_common(reset, top=False)
+
+    # edgechat serve (src/edgechat_tui/serve/): the chat screen in a browser; its dependencies load
+    # only when it runs.
+    from edgechat_tui.serve.options import add_serve_options
+
+    serve = commands.add_parser("serve", help="serve the chat screen to a browser (needs edgechat[serve])")
+    _add_common(serve, top=False)
+    add_serve_options(serve)
     return parser
