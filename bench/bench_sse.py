@@ -57,7 +57,8 @@ def main() -> None:
         whole = median(data, len(data), args.runs)
         trickled = median(data, args.piece, args.runs)
         results[label] = trickled
-        print(f"{label:<24} one chunk {whole * 1000:8.1f} ms   {args.piece} B pieces {trickled * 1000:8.1f} ms"
+        print(f"{label:<24} one chunk {whole * 1000:8.1f} ms   "
+              f"{args.piece} B pieces {trickled * 1000:8.1f} ms"
               f"   ratio {trickled / whole:6.1f}x")
     print(f"4 MiB / 1 MiB event, trickled: {results['4 MiB event'] / results['1 MiB event']:.2f}x "
           "(4.0 is linear)")

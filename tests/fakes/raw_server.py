@@ -122,7 +122,8 @@ class RawServer:
                 conn.sendall(b"THIS IS NOT HTTP AT ALL\r\n\r\n")
                 _reset(conn)
             elif self.mode == "cut-body":
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n"
                              b'{"message": "Hel')
                 time.sleep(0.05)
                 _reset(conn)

@@ -136,7 +136,8 @@ async def test_agent_bodies_are_capped_decoded_and_parsed_safely(path: str, kind
     _check(error, peak, expected)
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw", "gzip, deflate", "x-gzip", "identity"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw", "gzip, deflate", "x-gzip",
+                                      "identity"])
 async def test_every_declared_encoding_is_read_and_capped(encoding: str) -> None:
     """A normal answer in each encoding is read; the same answer padded to 64 MiB is refused, small."""
     import json

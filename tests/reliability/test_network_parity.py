@@ -45,7 +45,8 @@ def failure(name: str) -> Iterator[str]:
 
 
 async def _local(base: str, reply_timeout: float | None) -> tuple[EdgechatError, str]:
-    client = WorkersAIClient(account_id="a" * 32, api_token="tok-local-Zq8-secret", api_base=f"{base}/client/v4",
+    client = WorkersAIClient(account_id="a" * 32, api_token="tok-local-Zq8-secret",
+                             api_base=f"{base}/client/v4",
                              connect_timeout=TIMEOUT, read_timeout=TIMEOUT, reply_timeout=reply_timeout,
                              max_retries=0)
     text = ""
