@@ -9,7 +9,8 @@ its headers and its declared body), then:
 - ``cut-body``: a 200 JSON answer that declares more bytes than it sends, then a reset;
 - ``cut-stream``: an SSE answer with one piece of text (in the shape the path asks for), then a reset;
 - ``stall-stream``: the same piece of text, then nothing;
-- ``trickle``: an SSE answer that sends a keep-alive comment every ``interval`` seconds, forever.
+- ``trickle``: an SSE answer that sends a keep-alive comment every ``interval`` seconds, forever;
+  ``trickle-empty``: an empty text delta instead; ``trickle-bytes``: one byte of a line that never ends.
 
 :func:`backlogged_port` gives a port whose accept queue is full, so a connection to it never
 completes (a connect timeout on loopback).
@@ -72,6 +73,7 @@ class RawServer:
     """``with RawServer("silent") as server: server.url``. Connections are served in threads."""
 
     def __init__(self, mode: str, *, interval: float = 0.05) -> None:
+        self.requests = 0
         self.mode = mode
         self.interval = interval
         self._sock = socket.socket()
@@ -116,6 +118,7 @@ class RawServer:
                 return
             head = _read_request(conn)
             path = head.split(b"\r\n", 1)[0]
+            self.requests += 1
             if self.mode == "silent":
                 self._stop.wait()
             elif self.mode == "garbage":
@@ -134,10 +137,18 @@ class RawServer:
                     _reset(conn)
                 else:
                     self._stop.wait()
-            elif self.mode == "trickle":
+            elif self.mode.startswith("trickle"):
                 conn.sendall(_SSE_HEAD)
+                if self.mode == "trickle-empty":
+                    piece = (b'event: delta\ndata: {"text": ""}\n\n' if b"/api/chat" in path
+                             else b'data: {"response": ""}\n\n')
+                elif self.mode == "trickle-bytes":
+                    conn.sendall(_chunk(b"data: "))
+                    piece = b"x"
+                else:
+                    piece = b": keep-alive\n"
                 while not self._stop.wait(self.interval):
-                    conn.sendall(_chunk(b": keep-alive\n"))
+                    conn.sendall(_chunk(piece))
         except OSError:
             pass
 
