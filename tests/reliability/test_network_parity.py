@@ -124,3 +124,25 @@ def test_the_one_map_types_every_transport_failure(exc: httpx.HTTPError) -> None
     assert isinstance(error, EdgechatError) and error.message and "\n" not in error.message
     if isinstance(exc, httpx.PoolTimeout):
         assert isinstance(error, RequestTimeout) and error.may_have_answered is False
+
+
+async def test_a_closed_client_refuses_requests_in_both_modes() -> None:
+    """Closed means closed: no silent new connection pool, the same clear error in both modes."""
+    from edgechat_tui.http.client import ClientClosed
+
+    with RawServer("silent") as server:
+        client = WorkersAIClient(account_id="a" * 32, api_token="t", api_base=f"{server.url}/client/v4")
+        await client.aclose()
+        with pytest.raises(ClientClosed) as local:
+            async for _ in client.chat([{"role": "user", "content": "hi"}], model="@cf/meta/x", max_tokens=5,
+                                       temperature=None, session_id=None):
+                pass
+        agent = RemoteAgent(server.url, "alice")
+        await agent.aclose()
+        with pytest.raises(ClientClosed) as remote:
+            async for _ in agent.send("hi"):
+                pass
+        with pytest.raises(ClientClosed):
+            await agent.check()
+        assert server.requests == 0
+    assert local.value.message == remote.value.message
