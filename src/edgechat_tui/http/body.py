@@ -124,6 +124,10 @@ async def iter_body(response: httpx.Response, *, deadline: Deadline | None = Non
     layers = _layers(response)
     raw = response.aiter_raw()
     try:
+        if not layers and deadline is None:
+            async for chunk in raw:  # the common case, without an encoding: kept cheap
+                yield chunk
+            return
         while True:
             if layers:
                 out = _produce(layers, len(layers) - 1, PIECE)

@@ -192,6 +192,10 @@ class RemoteAgent(ChatTurns, Agent):
                                 "it was not read.", hint=hint)
         return body
 
+    def _deadline(self) -> Deadline:
+        """The deadline of one request (of a chat turn, retries included), from now."""
+        return Deadline(self._reply_timeout, slack=self._connect_timeout + 2 * self._read_timeout)
+
     async def aclose(self) -> None:
         """Close the connections; the agent refuses requests from then on."""
         await self._http.aclose()
@@ -205,7 +209,7 @@ class RemoteAgent(ChatTurns, Agent):
 
     async def _check(self) -> str:
         url = self._endpoint.url("/")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             headers = self._headers("application/json", auth=False)  # the health check never needs a token
             async with self._request("GET", url, exchange, deadline, headers=headers) as response:
@@ -243,7 +247,7 @@ class RemoteAgent(ChatTurns, Agent):
         if "history" not in (await self._capabilities()).names:
             return None
         url = self._endpoint.url("/api/history")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             async with self._request("GET", url, exchange, deadline, params={"userId": self._user},
                                      headers=self._headers("application/json")) as response:
@@ -263,7 +267,7 @@ class RemoteAgent(ChatTurns, Agent):
             raise NotSupported("/clear is not available on this agent.",
                                hint="it does not offer a reset: the conversation goes on")
         url = self._endpoint.url("/api/reset")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             async with self._request("POST", url, exchange, deadline, json={"userId": self._user},
                                      headers=self._headers("application/json")) as response:

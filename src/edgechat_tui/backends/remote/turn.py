@@ -74,7 +74,7 @@ class ChatTurns:
     async def send(self, text: str) -> AsyncIterator[Event]:
         with self._one_turn_at_a_time(text):
             turn = Turn(user_message=Message(role="user", content=text))
-            deadline = Deadline(self._reply_timeout)
+            deadline = self._deadline()
             try:
                 with self._redacting():
                     async with contextlib.aclosing(self._turn(turn, deadline)) as events:
@@ -89,7 +89,7 @@ class ChatTurns:
     async def _turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
         async def sleep(seconds: float) -> None:
             with self._transport_errors(turn, chat=True):
-                await deadline.run(asyncio.sleep(seconds))
+                await deadline.run(asyncio.sleep(seconds), longest=seconds)
 
         retried = with_retries(lambda: self._attempt(turn, deadline), max_attempts=self._max_retries + 1,
                                wait_for=self._retry_wait, sleep=sleep,
