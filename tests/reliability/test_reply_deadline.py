@@ -3,8 +3,9 @@
 A server that sends a keep-alive comment, an empty text delta, one byte of a line that never ends, or
 one byte of an error page, every 50 ms, never trips the read timeout (0.5 s between bytes).
 ``reply_timeout`` (1 s here) ends the reply anyway: ``edgechat -m`` exits 1 with one clear line
-naming the setting, in local and remote mode, having sent the message once; in-process the error is a RequestTimeout with code ``reply_timeout``.
-``reply_timeout = 0`` means no limit (the read timeout still applies to a server that goes silent).
+naming the setting, in local and remote mode, having sent the message once; in process the error
+is a RequestTimeout with code ``reply_timeout``. ``reply_timeout = 0`` means no limit (the read
+timeout still applies to a server that goes silent).
 """
 
 from __future__ import annotations
