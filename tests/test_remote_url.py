@@ -5,13 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from edgechat_tui.backends.remote.agent import (
-    Capabilities,
-    RemoteAgent,
-    error_from_answer,
-    is_loopback,
-    parse_endpoint,
-)
+from edgechat_tui.backends.remote.agent import RemoteAgent
+from edgechat_tui.backends.remote.capabilities import Capabilities
+from edgechat_tui.backends.remote.endpoint import is_loopback, parse_endpoint
+from edgechat_tui.backends.remote.errors import error_from_answer
 from edgechat_tui.core.errors import (
     AuthError,
     BackendError,

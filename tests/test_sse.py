@@ -137,3 +137,31 @@ def test_what_a_server_writes_comes_back(events, end, cuts):
         b"".join(b"data: " + line.encode() + end for line in lines) + end for lines in events
     )
     assert [e.data for e in parse(*split(stream, cuts))] == ["\n".join(lines) for lines in events]
+
+
+class _CountingPattern:
+    """Wraps the parser's line-end pattern and counts the bytes each search may look at."""
+
+    def __init__(self, pattern) -> None:
+        self.pattern = pattern
+        self.scanned = 0
+
+    def search(self, buffer, position=0):
+        self.scanned += len(buffer) - position
+        return self.pattern.search(buffer, position)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1024])
+def test_a_long_line_trickled_in_small_chunks_is_scanned_once(monkeypatch, piece):
+    """The work per byte does not grow with the line: each byte is searched for a line end once."""
+    from edgechat_tui.http import sse
+
+    counter = _CountingPattern(sse._LINE_END)
+    monkeypatch.setattr(sse, "_LINE_END", counter)
+    data = b"data: " + b"x" * (256 * 1024 if piece > 1 else 16 * 1024) + b"\n\n"
+    parser = SSEParser(max_event_bytes=len(data))
+    events = []
+    for start in range(0, len(data), piece):
+        events += parser.feed(data[start:start + piece])
+    assert len(events) == 1 and len(events[0].data) == len(data) - 8
+    assert counter.scanned <= 2 * len(data), f"{counter.scanned} bytes searched for {len(data)}"

@@ -527,7 +527,7 @@ def test_gateway_base_takes_the_model_directly():
 
 
 def test_tls_settings_are_built_once_and_plain_http_loads_no_ca_bundle():
-    from edgechat_tui.backends.local.workers_ai import _tls_context
+    from edgechat_tui.http.client import tls_context as _tls_context
 
     assert _tls_context("https://api.cloudflare.com/client/v4") is _tls_context("https://example.test/x")
     assert _tls_context("http://127.0.0.1:1/client/v4").cert_store_stats()["x509_ca"] == 0

@@ -25,7 +25,7 @@ from rich.traceback import Traceback
 from edgechat_tui.backends.local import workers_ai as workers_ai_module
 from edgechat_tui.backends.local.agent import LocalAgent
 from edgechat_tui.backends.local.workers_ai import WorkersAIClient
-from edgechat_tui.backends.remote import agent as remote_module
+from edgechat_tui.backends.remote import replies as remote_replies_module
 from edgechat_tui.backends.remote.agent import RemoteAgent
 from edgechat_tui.config.settings import load_settings
 from edgechat_tui.core.secret import Secret
@@ -190,7 +190,7 @@ async def test_a_crash_report_with_locals_never_shows_a_token(tmp_path: Path, ba
     crash: BaseException | None = None
     if backend == "workers-ai":
         with FakeWorkersAI(token=TOKEN, account_id=ACCOUNT) as fake, \
-                _broken(workers_ai_module, "_parse_event"):
+                _broken(workers_ai_module, "parse_event"):
             settings = load_settings(config_path=tmp_path / "c.toml", env={
                 "CLOUDFLARE_API_TOKEN": TOKEN, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
                 "EDGECHAT_API_BASE": fake.api_base, "EDGECHAT_DATA_DIR": str(tmp_path)})
@@ -203,7 +203,7 @@ async def test_a_crash_report_with_locals_never_shows_a_token(tmp_path: Path, ba
             finally:
                 await agent.aclose()
     else:
-        with AgentServer(token=REMOTE_TOKEN) as server, _broken(remote_module, "_event_data"):
+        with AgentServer(token=REMOTE_TOKEN) as server, _broken(remote_replies_module, "event_data"):
             agent = RemoteAgent(server.url, "alice", token=REMOTE_TOKEN)
             try:
                 async for _event in agent.send("hello"):

@@ -24,6 +24,7 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
             token=token,
             timeout=settings.remote_timeout,
             connect_timeout=settings.connect_timeout,
+            reply_timeout=settings.reply_timeout,
             max_retries=settings.max_retries,
             warn=warn,
         )

@@ -192,6 +192,7 @@ OPTIONS: dict[str, Option] = {
         Option("connect_timeout", _as_float(0.1, 600.0), 10.0, "seconds to wait for a connection"),
         Option("read_timeout", _as_float(0.1, 3600.0), 60.0, "seconds without data before a reply times out"),
         Option("remote_timeout", _as_float(0.1, 3600.0), 120.0, "seconds to wait for a remote agent's reply"),
+        Option("reply_timeout", _as_float(0.0, 86_400.0), 600.0, "seconds a whole reply may take (0: none)"),
         Option("theme", _as_theme, None, "TUI colour theme"),
         Option("data_dir", _as_path, None, "where histories are stored"),
     )

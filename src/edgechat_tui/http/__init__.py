@@ -1,6 +1,16 @@
-"""The one HTTP layer both backends use: SSE parsing and retry waits (httpx is imported by the clients)."""
+"""The one HTTP layer both backends use.
 
-from edgechat_tui.http.retry import backoff_wait, parse_retry_after
-from edgechat_tui.http.sse import ServerSentEvent, SSEError, SSEParser
+- :mod:`.client`: the client factory (TLS, timeouts, limits, user agent), a client that refuses use
+  after close;
+- :mod:`.transport`: the one map from transport failures to the errors users read;
+- :mod:`.body`: capped reads of decoded bodies (whatever ``Content-Encoding`` says);
+- :mod:`.sse`: server-sent events; :mod:`.retry`: the retry loop and its waits;
+- :mod:`.deadline`: the overall deadline of a reply;
+- :mod:`.text`, :mod:`.unicode`, :mod:`.jsondata`: server text masked and shortened, surrogate
+  halves repaired, JSON parsed without a RecursionError.
 
-__all__ = ["SSEError", "SSEParser", "ServerSentEvent", "backoff_wait", "parse_retry_after"]
+The package's own ``__init__`` imports nothing, so importing a light module (``http.sse``) does not
+load httpx.
+"""
+
+__all__ = ["body", "client", "deadline", "jsondata", "retry", "sse", "text", "transport", "unicode"]

@@ -1,14 +1,24 @@
 """When to try a request again: the wait between attempts, and the server's ``Retry-After``.
 
 Shared by the Workers AI client and the remote agent, which differ in *whether* a failure may be
-retried (a chat turn sent to an agent is not idempotent) but not in *how long* to wait.
+retried (a chat turn sent to an agent is not idempotent) but not in *how long* to wait, nor in the
+loop that does it (:func:`with_retries`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from edgechat_tui.core.errors import EdgechatError
+from edgechat_tui.core.messages import Retrying, TextDelta
+
+E = TypeVar("E")
 
 #: Longest wait between attempts, even when Retry-After asks for more.
 MAX_RETRY_WAIT = 60.0
@@ -51,3 +61,36 @@ def backoff_wait(attempt: int, retry_after: float | None = None, *, base: float 
         return min(max(retry_after, 0.0), MAX_RETRY_WAIT)
     ceiling = min(BACKOFF_CAP, base * 2 ** (attempt - 1))
     return max(BACKOFF_FLOOR, (rng or random).uniform(0, ceiling))
+
+
+async def with_retries(
+    attempt: Callable[[], AsyncIterator[E]],
+    *,
+    max_attempts: int,
+    wait_for: Callable[[EdgechatError, int], float | None],
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    reason: Callable[[EdgechatError], str] = lambda error: error.message,
+) -> AsyncIterator[E | Retrying]:
+    """The one retry loop: run ``attempt()`` and pass its events on, trying again when allowed.
+
+    After a failed attempt ``n``, ``wait_for(error, n)`` says how long to wait before the next, or None
+    when it must not be tried again. Never after reply text was passed on (a reply is never shown
+    twice) and never past ``max_attempts``. A :class:`Retrying` event announces each wait.
+    """
+    for number in range(1, max_attempts + 1):
+        sent_text = False
+        try:
+            # aclosing: when our caller stops early, the attempt (and its connection) ends now.
+            async with contextlib.aclosing(attempt()) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta) and event.text:
+                        sent_text = True
+                    yield event
+            return
+        except EdgechatError as error:
+            wait = None if sent_text or number >= max_attempts else wait_for(error, number)
+            if wait is None:
+                raise
+            failure = error
+        yield Retrying(attempt=number, max_attempts=max_attempts, wait=wait, reason=reason(failure))
+        await sleep(wait)

@@ -49,6 +49,7 @@ class SSEParser:
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_event_bytes
         self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already searched for a line end (none there)
         self._at_start = True  # a BOM may still come
         self._skip_lf = False  # the previous chunk ended with CR: an LF now is part of that line end
         self._data: list[str] = []
@@ -57,10 +58,6 @@ class SSEParser:
         self._event = ""
         self._last_id: str | None = None
         self._retry: int | None = None
-
-    @property
-    def last_event_id(self) -> str | None:
-        return self._last_id
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Parse ``chunk`` and return the events it completed (often none, sometimes several)."""
@@ -81,8 +78,11 @@ class SSEParser:
         events: list[ServerSentEvent] = []
         buffer = self._buffer
         start = 0
+        # Search only the new bytes: a long line trickled in small chunks is scanned once, not once a
+        # chunk (which made parsing quadratic in the line's length).
+        position = self._scanned
         while True:
-            match = _LINE_END.search(buffer, start)
+            match = _LINE_END.search(buffer, position)
             if match is None:
                 break
             if match.group() == b"\r" and match.end() == len(buffer):
@@ -90,8 +90,9 @@ class SSEParser:
             event = self._line(bytes(buffer[start : match.start()]))
             if event is not None:
                 events.append(event)
-            start = match.end()
+            start = position = match.end()
         del buffer[:start]
+        self._scanned = len(buffer)
         if len(buffer) > self._max:
             raise SSEError(f"an event stream line is longer than {self._max} bytes")
         return events
@@ -103,6 +104,7 @@ class SSEParser:
             self._at_start = False  # a stream shorter than a BOM: what it holds is a line
         if self._buffer:
             line, self._buffer = bytes(self._buffer), bytearray()
+            self._scanned = 0
             self._line(line)
         event = self._dispatch()
         if event is not None:

@@ -66,6 +66,7 @@ def workers_ai_client(settings: Settings, account_id: str, token: str, *,
         api_base=settings.api_base,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        reply_timeout=settings.reply_timeout,
         max_retries=settings.max_retries if max_retries is None else max_retries,
     )
 

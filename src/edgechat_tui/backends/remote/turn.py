@@ -1,0 +1,238 @@
+"""A chat turn with an agent endpoint: send the message, read the reply, retry only when it is safe.
+
+Everything about one message and its reply lives here, apart from the plumbing :class:`RemoteAgent`
+gives it (requests, error mapping, the token): which failures may be sent again (never one that may
+have reached the server's model), the seed's whole JSON answer or our event stream, counting the
+turn, and keeping a reply the user stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from edgechat_tui.backends.remote.errors import URL_HINT, describe_body, looks_like_html, media_type
+from edgechat_tui.backends.remote.replies import MAY_HAVE_ANSWERED, MAY_HAVE_STORED_PART, sse_events
+from edgechat_tui.core.errors import (
+    ConnectionFailed,
+    EdgechatError,
+    ProtocolError,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+)
+from edgechat_tui.core.messages import Done, Event, Message, TextDelta, Usage
+from edgechat_tui.http.deadline import Deadline
+from edgechat_tui.http.jsondata import loads_object
+from edgechat_tui.http.retry import MAX_RETRY_WAIT, backoff_wait, with_retries
+from edgechat_tui.http.unicode import SurrogateJoiner, fix_surrogates
+
+if TYPE_CHECKING:
+    from edgechat_tui.backends.remote.capabilities import Capabilities
+
+#: The longest streamed reply kept; text beyond it ends the turn with an error.
+MAX_REPLY_CHARS = 8 * 1024 * 1024
+_CHAT_ACCEPT = "text/event-stream, application/json"
+
+
+@dataclass
+class Exchange:
+    """How far a request got, for the error that ends it: did an answer start, did text arrive."""
+
+    answered: bool = False  # response headers arrived: the request certainly reached the server
+    parts: list[str] = field(default_factory=list)  # the reply's text shown so far
+
+
+@dataclass
+class Turn(Exchange):
+    """A chat turn in progress: the user's message, and whether the turn completed (and was kept)."""
+
+    user_message: Message = field(default_factory=lambda: Message(role="user", content=""))
+    chars: int = 0
+    completed: bool = False
+
+
+class ChatTurns:
+    """The turn logic of :class:`~edgechat_tui.backends.remote.agent.RemoteAgent` (a mixin: it uses the
+    agent's requests, error mapping and settings)."""
+
+    _caps: Capabilities | None
+    _last_count: int | None
+    _session_messages: int
+    _streamed: bool
+    _max_retries: int
+    _retry_delay: float
+    _reply_timeout: float | None
+
+    # --- a turn: everything about one message and its reply lives in this section -----------------
+
+    async def send(self, text: str) -> AsyncIterator[Event]:
+        with self._one_turn_at_a_time(text):
+            turn = Turn(user_message=Message(role="user", content=text))
+            deadline = self._deadline()
+            try:
+                with self._redacting():
+                    async with contextlib.aclosing(self._turn(turn, deadline)) as events:
+                        async for event in events:
+                            yield event
+            except (asyncio.CancelledError, GeneratorExit):
+                # The user stopped the reply: keep what arrived, marked stopped. The server may have
+                # stored the turn too (whole or as it was), which is its business.
+                self._keep_stopped(turn)
+                raise
+
+    async def _turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
+        async def sleep(seconds: float) -> None:
+            with self._transport_errors(turn, chat=True):
+                await deadline.run(asyncio.sleep(seconds), longest=seconds)
+
+        retried = with_retries(lambda: self._attempt(turn, deadline), max_attempts=self._max_retries + 1,
+                               wait_for=self._retry_wait, sleep=sleep,
+                               reason=lambda error: self._redact(error.message))
+        async with contextlib.aclosing(retried) as events:
+            async for event in events:
+                yield event
+
+    def _retry_wait(self, exc: EdgechatError, attempt: int) -> float | None:
+        """How long to wait before sending again, or None when sending again could duplicate the turn."""
+        if isinstance(exc, ConnectionFailed):
+            # A name that does not exist will not exist in a second either: only a resolver's
+            # temporary failure and a refused connection (a server restarting) are worth another try.
+            if exc.reached_server or exc.code not in ("refused", "dns_temporary"):
+                return None
+            retry_after = None
+        elif isinstance(exc, RateLimited):
+            if exc.code not in (None, "rate_limited"):
+                return None
+            retry_after = exc.retry_after
+        elif isinstance(exc, ServerError):
+            if exc.status != 503:
+                return None
+            retry_after = exc.retry_after
+        else:
+            return None
+        if retry_after is not None and retry_after > MAX_RETRY_WAIT:
+            return None
+        return round(backoff_wait(attempt, retry_after, base=self._retry_delay), 3)
+
+    async def _attempt(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
+        url = self._endpoint.url("/api/chat")
+        turn.answered = False
+        body = {"message": turn.user_message.content, "userId": self._user}
+        with self._transport_errors(turn, chat=True):
+            async with self._request("POST", url, turn, deadline, json=body,
+                                     headers=self._headers(_CHAT_ACCEPT)) as response:
+                if not 200 <= response.status_code < 300:
+                    raise await self._error_from(response, url, deadline)
+                if media_type(response.headers.get("content-type", "")) == "text/event-stream":
+                    self._streamed = True
+                    async with contextlib.aclosing(self._read_stream(response, turn, deadline)) as events:
+                        async for event in events:
+                            yield event
+                else:
+                    for event in await self._read_json_reply(response, turn, deadline):
+                        yield event
+
+    async def _read_json_reply(self, response: httpx.Response, turn: Turn, deadline: Deadline) -> list[Event]:
+        """The seed's answer: the whole reply at once. The turn is kept before it is shown."""
+        body = await self._read_json(response, deadline, hint=MAY_HAVE_ANSWERED)
+        data = loads_object(body)
+        reply = data.get("message") if data is not None else None
+        if not isinstance(reply, str):
+            content_type = response.headers.get("content-type", "")
+            what = (describe_body(content_type, body, self._redactor) if data is None
+                    else "it has no reply in it")
+            raise ProtocolError(f"The agent's answer cannot be read: {what}.",
+                                hint=URL_HINT if looks_like_html(content_type, body) else MAY_HAVE_ANSWERED)
+        reply = fix_surrogates(reply)
+        done = self._complete(turn, reply, data.get("messageCount"), Usage.from_json(data.get("usage")))
+        return [TextDelta(reply), done] if reply else [done]
+
+    async def _read_stream(self, response: httpx.Response, turn: Turn, deadline: Deadline,
+                           ) -> AsyncIterator[Event]:
+        """A streamed answer: a TextDelta per ``delta`` event, Done at ``done``."""
+        joiner = SurrogateJoiner()  # a character split over two deltas as JSON escapes is joined
+        async for name, data in sse_events(response, deadline):
+            if name == "delta":
+                piece = data.get("text")
+                if not isinstance(piece, str):
+                    raise ProtocolError("The agent sent a piece of its reply without text.",
+                                        hint=MAY_HAVE_ANSWERED)
+                piece = joiner.feed(piece)
+                if not piece:
+                    continue
+                turn.chars += len(piece)
+                if turn.chars > MAX_REPLY_CHARS:
+                    raise ProtocolError(
+                        f"The reply is longer than {MAX_REPLY_CHARS // (1024 * 1024)} M characters; the rest "
+                        "was not read.", hint=MAY_HAVE_ANSWERED)
+                turn.parts.append(piece)
+                yield TextDelta(piece)
+            elif name == "done":
+                rest = joiner.flush()
+                if rest:
+                    turn.parts.append(rest)
+                    yield TextDelta(rest)
+                reply = data.get("message")
+                reply = fix_surrogates(reply) if isinstance(reply, str) else "".join(turn.parts)
+                usage = Usage.from_json(data.get("usage"))
+                yield self._complete(turn, reply, data.get("messageCount"), usage)
+                return
+            elif name == "error":
+                raise self._error_from_event(data)
+            # Unknown event names are ignored, as the protocol says.
+        raise ProtocolError(
+            "The reply stream ended before the agent said it was done." if turn.parts
+            else "The reply stream ended without a reply.",
+            hint=MAY_HAVE_STORED_PART,
+        )
+
+    def _complete(self, turn: Turn, reply: str, count: Any, usage: Usage | None) -> Done:
+        """Count the finished turn in this session and build its Done."""
+        model = self._caps.model if self._caps else None
+        message = Message(role="assistant", content=reply, model=model, usage=usage)
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            message_count = count
+        else:  # a server that does not count: ours is a best guess, never shown as exact
+            message_count = (self._last_count or self._session_messages) + 2
+        self._last_count = message_count
+        self._session_messages += 2
+        turn.completed = True
+        return Done(message=message, message_count=message_count, usage=usage)
+
+    def _keep_stopped(self, turn: Turn) -> None:
+        partial = "".join(turn.parts)
+        if turn.completed or not partial:
+            return  # done already, or nothing to keep: the UI puts the typed text back instead
+        model = self._caps.model if self._caps else None
+        reply = Message(role="assistant", content=partial, model=model, stopped=True)
+        self._session_messages += 2
+        count = (self._last_count or 0) + 2
+        self.stopped_turn = Done(message=reply, message_count=count, stopped=True)
+
+def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
+    """What a transport failure means for a chat message sent to an agent (which stores turns)."""
+    if isinstance(error, ConnectionFailed):
+        if not error.reached_server:
+            return f"your message was not sent; {error.hint}"
+        return MAY_HAVE_STORED_PART if exchange.answered else MAY_HAVE_ANSWERED
+    if isinstance(error, RequestTimeout):
+        if not error.may_have_answered:
+            return f"your message was not sent; {error.hint}"
+        if error.code == "reply_timeout":
+            return f"{MAY_HAVE_ANSWERED}; {error.hint}"
+        if exchange.parts:
+            return MAY_HAVE_ANSWERED
+        return f"{MAY_HAVE_ANSWERED}; a slow model may need a longer remote_timeout"
+    if isinstance(error, ProtocolError):
+        return MAY_HAVE_ANSWERED
+    return error.hint
+
+
+
+__all__ = ["MAX_REPLY_CHARS", "ChatTurns", "Exchange", "Turn", "chat_hint"]
