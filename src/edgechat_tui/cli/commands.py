@@ -123,9 +123,9 @@ def _local_store(settings, user: str):
 
 
 def _check_profile(settings, user: str) -> None:
-    from edgechat_tui.storage.profiles import profile_exists
+    from edgechat_tui.storage.profiles import profile_missing
 
-    if not profile_exists(settings.data_dir, user):
+    if profile_missing(settings.data_dir, user):
         raise NoSuchProfile(f"There is no profile '{user}' in {settings.data_dir}.",
                             hint="edgechat users lists the profiles")
 

@@ -1,22 +1,31 @@
-"""Whether a profile exists on this machine: a history file, current or archived."""
+"""Whether a profile is certainly absent from this machine: no history file, current or archived."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.storage.store import HISTORY_SUFFIX
 
-__all__ = ["profile_exists"]
+__all__ = ["profile_missing"]
 
 
-def profile_exists(data_dir: Path, user: str) -> bool:
-    """True when ``user`` has a conversation in ``data_dir``, or one archived by a reset."""
+def profile_missing(data_dir: Path, user: str) -> bool:
+    """True only when ``user`` certainly has no conversation in ``data_dir``, current or archived.
+
+    When the data dir cannot be looked at (it is a file, say, or unreadable) the answer is False, so
+    the store itself reports what is wrong with it, rather than a missing profile.
+    """
     user = validate_user_id(user)
-    if (data_dir / f"{user}{HISTORY_SUFFIX}").exists():
-        return True
     try:
-        # User ids hold no glob characters (validated above); archives are ``<user>.<time>.archived``.
-        return any(p.name.startswith(f"{user}.") for p in data_dir.glob(f"{user}.*.archived"))
+        names = os.listdir(data_dir)
+    except FileNotFoundError:
+        return True
     except OSError:
         return False
+    current = f"{user}{HISTORY_SUFFIX}"
+    # Archives are ``<user>.<time>.archived`` (a dotted id's archives may count for a shorter id too:
+    # then that id is only said to exist, and its history shows empty).
+    return not any(name == current or (name.startswith(f"{user}.") and name.endswith(".archived"))
+                   for name in names)
