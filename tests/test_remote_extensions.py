@@ -480,14 +480,12 @@ async def test_stopping_a_reply_closes_the_connection_and_keeps_the_part_shown()
             with pytest.raises(asyncio.CancelledError):
                 await task
             session = agent.session_messages
-            stopped = agent.stopped_turn
             # The server sees the connection go away, long before the reply would have ended.
             assert await asyncio.to_thread(server.disconnected.wait, 10)
             events = await turn(agent, "next")  # the agent is free for the next message
     assert [m.role for m in session] == ["user", "assistant"]
     assert session[1].stopped and session[1].content == "".join(seen)
     assert session[1].content.startswith("word0 word1 word2")
-    assert stopped is not None and stopped.stopped and stopped.message.content == session[1].content
     stored = server.messages("alice")
     assert stored[1]["stopped"] is True and len(stored[1]["content"]) < len(long_reply)
     assert isinstance(events[-1], Done)

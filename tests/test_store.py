@@ -12,7 +12,7 @@ import pytest
 
 from edgechat_tui.core.errors import InvalidUserId, NewerSchemaError, StorageError
 from edgechat_tui.core.messages import Message, Usage
-from edgechat_tui.storage.store import SCHEMA_VERSION, HistoryStore, encode_header, encode_turn, list_users
+from edgechat_tui.storage import SCHEMA_VERSION, HistoryStore, encode_header, encode_turn, list_users
 
 
 def turn(n: int, **reply_fields: object) -> tuple[Message, Message]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from edgechat_tui.core.messages import Message, Usage
-from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
+from edgechat_tui.storage import HistoryStore, encode_header, encode_turn
 
 USER = "alice"
 # Any text at all, lone surrogates included (a broken decoder upstream can produce them).

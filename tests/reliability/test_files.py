@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgechat_tui.core.errors import NewerSchemaError
-from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
+from edgechat_tui.storage import HistoryStore, encode_header, encode_turn
 from tests.reliability.figures import FIGURES
 from tests.reliability.harness import Workspace, cli_unclear_reasons, read_history, run_edgechat, snapshot
 from tests.reliability.sweeps import (

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from edgechat_tui import __version__
-from edgechat_tui.backends.base import Agent
+from edgechat_tui.backends.base import Agent, TurnInProgress
 from edgechat_tui.core.errors import (
     AuthError,
     BackendError,
@@ -433,19 +433,11 @@ class RemoteAgent(Agent):
 
     # --- a turn -------------------------------------------------------------------------------
 
-    async def send(self, text: str) -> AsyncIterator[Event]:
-        with self._one_turn_at_a_time(text):
-            turn = _Turn(user_message=Message(role="user", content=text))
-            try:
-                with self._redacting():
-                    async with contextlib.aclosing(self._turn(turn)) as events:
-                        async for event in events:
-                            yield event
-            except (asyncio.CancelledError, GeneratorExit):
-                # The user stopped the reply: keep what arrived, marked stopped. The server may have
-                # stored the turn too (whole or as it was), which is its business.
-                self._keep_stopped(turn)
-                raise
+    async def _run_turn(self, turn: TurnInProgress) -> AsyncIterator[Event]:
+        with self._redacting():
+            async with contextlib.aclosing(self._turn(_Turn(user_message=turn.user_message))) as events:
+                async for event in events:
+                    yield event
 
     async def _turn(self, turn: _Turn) -> AsyncIterator[Event]:
         attempts = self._max_retries + 1
@@ -562,15 +554,16 @@ class RemoteAgent(Agent):
         turn.completed = True
         return Done(message=message, message_count=message_count, usage=usage)
 
-    def _keep_stopped(self, turn: _Turn) -> None:
-        partial = "".join(turn.parts)
-        if turn.completed or not partial:
-            return  # done already, or nothing to keep: the UI puts the typed text back instead
+    async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
+        # The user stopped the reply (or it broke off): keep what arrived, marked stopped. The server
+        # may have stored the turn too (whole or as it was), which is its business.
+        if len(self._turns) >= 2 and self._turns[-2] is turn.user_message:
+            return None  # kept already: a whole reply arrived and completed before the stream closed
         model = self._caps.model if self._caps else None
-        reply = Message(role="assistant", content=partial, model=model, stopped=True)
+        reply = Message(role="assistant", content=turn.partial, model=model, stopped=True)
         self._turns += [turn.user_message, reply]
         count = (self._last_count or 0) + 2
-        self.stopped_turn = Done(message=reply, message_count=count, stopped=True)
+        return Done(message=reply, message_count=count, stopped=True)
 
     # --- failures -----------------------------------------------------------------------------
 
