@@ -506,6 +506,24 @@ def test_newer_schema_is_refused_and_left_untouched(data_dir: Path) -> None:
     assert sorted(p.name for p in data_dir.iterdir()) == ["alice.jsonl", "alice.lock"]
 
 
+@pytest.mark.parametrize("padding", [60_000, 65_536, 70_000, 1_000_000])
+@pytest.mark.parametrize("header", [
+    {"edgechat": "history", "schema": 2, "user": "alice"},
+    {"edgechat": "history", "schema": 1, "user": "bob"},
+], ids=["newer-schema", "another-user"])
+def test_archive_refuses_a_file_not_ours_however_long_its_header(data_dir: Path, header: dict,
+                                                                   padding: int) -> None:
+    """The header is read whole before archiving: a long one (a future field) is no excuse to move it."""
+    path = data_dir / "alice.jsonl"
+    data_dir.mkdir()
+    original = (json.dumps({"future": "x" * padding, **header}) + '\n{"v2": []}\n').encode()
+    path.write_bytes(original)
+    with pytest.raises(StorageError, match="left untouched"):
+        store_for(data_dir).archive()
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in data_dir.iterdir()) == ["alice.jsonl", "alice.lock"]
+
+
 def test_a_file_of_another_user_differing_in_case_is_refused(data_dir: Path) -> None:
     # What a case-insensitive file system does: alice.jsonl opens Alice's file.
     path = data_dir / "alice.jsonl"

@@ -34,7 +34,6 @@ from edgechat_tui.storage.format import (
     check_header,
     encode_header,
     encode_turn,
-    lines,
 )
 from edgechat_tui.storage.fs import (
     LOCK_TIMEOUT,
@@ -42,6 +41,7 @@ from edgechat_tui.storage.fs import (
     ensure_private_dir,
     hold_lock,
     open_regular,
+    read_first_line,
     read_range,
     remove_stale_temps,
     storage_error,
@@ -371,14 +371,13 @@ class HistoryStore:
                 self._view.forget()
                 return None
             try:
-                head = read_range(fd, 0, 1 << 16)
+                first, complete = read_first_line(fd)  # whole, however long: a header is never skipped
             except OSError as exc:
                 raise storage_error(exc, "read", self.path) from exc
             finally:
                 os.close(fd)
-            first = next(lines(head), None)
-            if first is not None and first[2]:
-                check_header(head[: first[1]], self.user, self.path)  # raises if not ours to move
+            if complete:
+                check_header(first, self.user, self.path)  # raises if not ours to move
             target = archive_file(self.path, self.user)
             self._view.forget()
             return target
