@@ -128,7 +128,7 @@ def test_a_new_store_reads_back_exactly_what_was_saved(data_dir: Path) -> None:
 
 @pytest.mark.parametrize("content", [
     "line one\nline two\r\n", "quotes \" and \\ backslashes", "\x00\x1b[31m control \x7f\x9b",
-    "\u2028\u2029 separators", "日本語 and emoji 🦊", "lone surrogate \ud800 here", "",
+    "\u2028\u2029 separators", "日本語 and emoji 🦊", "",
 ])
 def test_any_text_round_trips_on_one_line(data_dir: Path, content: str) -> None:
     store = store_for(data_dir)
@@ -137,6 +137,20 @@ def test_any_text_round_trips_on_one_line(data_dir: Path, content: str) -> None:
     assert store.path.read_bytes().count(b"\n") == 2
     store.path.read_bytes().decode("utf-8")  # always valid UTF-8
     assert store_for(data_dir).load() == list(pair)
+
+
+@pytest.mark.parametrize(("content", "stored"), [
+    ("lone surrogate \ud800 here", "lone surrogate \ufffd here"),
+    ("halves \ud83d\ude00 of one emoji", "halves \U0001f600 of one emoji"),
+    ("\ude00 reversed \ud83d", "\ufffd reversed \ufffd"),
+])
+def test_surrogates_are_stored_as_the_text_they_stand_for(data_dir: Path, content: str, stored: str) -> None:
+    """A lone surrogate has no UTF-8 form: it is kept as U+FFFD, and two halves as the one character."""
+    store = store_for(data_dir)
+    store.append_turn(Message("user", content), Message("assistant", content))
+    store.path.read_bytes().decode("utf-8")  # always valid UTF-8
+    assert [m.content for m in store.messages] == [stored, stored]
+    assert [m.content for m in store_for(data_dir).load()] == [stored, stored]
 
 
 def test_a_turn_is_a_user_message_then_a_reply(data_dir: Path) -> None:

@@ -238,3 +238,39 @@ def test_config_that_cannot_be_read(workspace: Workspace, workers_ai, kind: str)
     unclear = cli_unclear_reasons(run, exit_code=2, words=(str(workspace.config_path),))
     FIGURES.add(CONFIG_CLASS, command=CONFIG_COMMAND, tried=1, unclear=len(unclear))
     assert not unclear, run
+
+
+# --- odd content: lone surrogates, wrong types ------------------------------------------------------
+
+ODD_CLASS = "files: lone surrogates and wrong types in every field of a stored turn"
+ODD_COMMAND = f"{COMMAND} -k odd"
+_ODD_MESSAGES = [
+    {"role": "user", "content": "emoji cut in two: \ud83d", "time": "\ude00\ud83d", "model": "\udfff"},
+    {"role": "assistant", "content": "\ud83d\ude00 whole, then lone \udc00", "time": 12345, "model": ["x"],
+     "usage": {"prompt_tokens": "12", "completion_tokens": -3, "total_tokens": 1.5}, "stopped": "yes"},
+    {"role": "user", "content": "\x1b]52;c;ZWNobyBoaQ==\x07 \x9b2J", "time": None, "model": {"a": 1}},
+    {"role": "assistant", "content": "fine", "time": "\x1b]0;title\x07", "model": "\x1b[31mred",
+     "usage": "lots"},
+]
+
+
+_ODD_COMMANDS = [["history"], ["history", "--format", "json"], ["users"], ["-m", "and now?"]]
+
+
+@pytest.mark.parametrize("command", _ODD_COMMANDS, ids=["history", "history-json", "users", "one-shot"])
+def test_odd_stored_content_never_makes_a_command_fail(workspace: Workspace, workers_ai,
+                                                        command: list[str]) -> None:
+    """A history an older version (or a hand edit) left with lone surrogates (``\\ud83d`` in the JSON)
+    and fields of the wrong type: every command works on it, exit 0, no traceback."""
+    workspace.data_dir.mkdir(parents=True)
+    lines = [json.dumps({"messages": _ODD_MESSAGES[i:i + 2]}, ensure_ascii=True).encode() + b"\n"
+             for i in (0, 2)]
+    (workspace.data_dir / f"{USER}.jsonl").write_bytes(encode_header(USER) + b"".join(lines))
+    run = run_edgechat(command, workspace.local_env(workers_ai.api_base))
+    problems = [] if run.returncode == 0 and "Traceback" not in run.err else [f"{command}: {run}"]
+    messages, _ = read_history(workspace.data_dir, USER)
+    if len(messages) < 4:
+        problems.append(f"{command}: the history lost turns ({len(messages)} messages)")
+    FIGURES.add(ODD_CLASS, command=ODD_COMMAND, tried=1, lost=int(len(messages) < 4),
+                unclear=int(bool(problems) and len(messages) >= 4))
+    assert not problems, problems

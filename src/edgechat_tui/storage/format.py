@@ -107,7 +107,8 @@ def _cleaned(value: Any) -> Any:
 
 
 def _parse(line: bytes) -> Any:
-    return json.loads(line.decode("utf-8"))
+    data = json.loads(line.decode("utf-8"))
+    return _cleaned(data) if _SURROGATE_ESCAPE.search(line) else data
 
 
 def decode_record(line: bytes) -> list[Message] | None:

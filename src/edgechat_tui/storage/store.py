@@ -32,6 +32,7 @@ from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.storage.format import (
     HISTORY_SUFFIX,
     check_header,
+    clean_message,
     encode_header,
     encode_turn,
 )
@@ -243,6 +244,8 @@ class HistoryStore:
             raise TypeError("append_turn takes two Message objects")
         if user_message.role != "user" or reply.role != "assistant":
             raise ValueError("a turn is a user message followed by an assistant reply")
+        # What is cached is what a reader of the line gets back: valid Unicode, however it came in.
+        user_message, reply = clean_message(user_message), clean_message(reply)
         record = encode_turn(user_message, reply)
         with self._mutex:
             return self._append(user_message, reply, record)
