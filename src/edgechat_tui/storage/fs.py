@@ -53,7 +53,7 @@ NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.E
 #: How long to wait for another process's lock before giving up. Writers hold it for milliseconds, so a
 #: wait this long means a process is stuck (on a hung network file system, say), not merely busy.
 LOCK_TIMEOUT = 30.0
-_SAFE_OPEN = os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_SAFE_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 def storage_error(exc: OSError, doing: str, path: Path) -> StorageError:
@@ -330,6 +330,15 @@ def ensure_private_dir(directory: Path, warn: Callable[[str], None]) -> None:
         raise storage_error(exc, "open the history folder", directory) from exc
     if not stat.S_ISDIR(st.st_mode):
         raise StorageError(f"The history folder {directory} is a file, not a folder.", hint=DATA_DIR_HINT)
+    # A folder we cannot write in fails at the write itself, with the clearer "permission denied".
+    if st.st_uid != os.geteuid() and os.access(directory, os.W_OK):
+        raise StorageError(
+            f"The history folder {directory} belongs to another user (uid {st.st_uid}), who could read "
+            "or replace what edgechat writes there.",
+            hint="choose a folder of your own with --data-dir or EDGECHAT_DATA_DIR")
+    if st.st_mode & 0o022:
+        warn(f"The history folder {directory} can be written by other users (mode "
+             f"{stat.S_IMODE(st.st_mode):o}), who could replace its files: run chmod 700 {directory}")
 
 
 def make_private(fd: int, path: Path, warn: Callable[[str], None]) -> None:

@@ -41,6 +41,7 @@ from edgechat_tui.storage.fs import (
     durable_write,
     ensure_private_dir,
     hold_lock,
+    make_private,
     open_regular,
     read_first_line,
     read_range,
@@ -154,7 +155,7 @@ class HistoryStore:
         """Read the file under a shared lock without repairing it or creating a lock file (listing)."""
         self._io("read_quietly")
         with self._mutex, hold_lock(self.lock_path, exclusive=False, create=False, timeout=LOCK_TIMEOUT):
-            fd = self._open_existing(os.O_RDONLY)
+            fd = self._open_existing(os.O_RDONLY, fix_mode=False)  # listing only reads
             if fd is None:
                 self._view.forget()
                 return
@@ -197,12 +198,19 @@ class HistoryStore:
             raise storage_error(exc, "read", self.path) from exc
         return True
 
-    def _open_existing(self, flags: int) -> int | None:
-        """Open the history file, or None if it does not exist. Refuses anything but a regular file."""
+    def _open_existing(self, flags: int, *, fix_mode: bool = True) -> int | None:
+        """Open the history file, or None if it does not exist. Refuses anything but a regular file
+        (a link, a FIFO, a device, a folder), and makes a file of ours that others can read 0600."""
         try:
             fd = open_regular(self.path, flags)
         except OSError as exc:
             raise storage_error(exc, "open", self.path) from exc
+        if fd is not None and fix_mode:
+            try:
+                make_private(fd, self.path, self._warn)
+            except BaseException:
+                os.close(fd)
+                raise
         return fd
 
     def _snapshot(self) -> Snapshot | None:
