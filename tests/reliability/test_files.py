@@ -274,3 +274,33 @@ def test_odd_stored_content_never_makes_a_command_fail(workspace: Workspace, wor
     FIGURES.add(ODD_CLASS, command=ODD_COMMAND, tried=1, lost=int(len(messages) < 4),
                 unclear=int(bool(problems) and len(messages) >= 4))
     assert not problems, problems
+
+
+# --- files that are not regular files ---------------------------------------------------------------
+
+KINDS_CLASS = "files: a history or lock that is a link, FIFO, device or folder"
+KINDS_COMMAND = f"{COMMAND} -k kinds"
+
+
+@pytest.mark.parametrize("which", ["default.jsonl", "default.lock"])
+@pytest.mark.parametrize("kind", ["symlink", "dangling-symlink", "fifo", "folder", "symlink-to-dev-zero"])
+def test_file_kinds_that_are_not_regular_files_through_the_cli(workspace: Workspace, workers_ai, kind: str,
+                                                               which: str) -> None:
+    """``edgechat -m`` and ``history`` refuse with one line, in time, creating nothing where a link points."""
+    from tests.test_store_files import KINDS
+
+    outside = workspace.root / "outside" / "target"
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(b"not edgechat's")
+    workspace.data_dir.mkdir(parents=True)
+    if which.endswith(".lock"):
+        (workspace.data_dir / f"{USER}.jsonl").write_bytes(history_bytes(turn(1)))
+    KINDS[kind](workspace.data_dir / which, outside)
+    env = workspace.local_env(workers_ai.api_base)
+    runs = [run_edgechat(["-m", "hello"], env, timeout=30), run_edgechat(["history"], env, timeout=30)]
+    unclear = [reason for run in runs for reason in cli_unclear_reasons(run, words=(which,))]
+    untouched = sorted(p.name for p in outside.parent.iterdir()) == ["target"]
+    lost = int(not untouched or outside.read_bytes() != b"not edgechat's")
+    FIGURES.add(KINDS_CLASS, command=KINDS_COMMAND, tried=len(runs), lost=lost, unclear=len(unclear))
+    assert not unclear, runs
+    assert not lost, "a file was made or changed outside the data dir"
