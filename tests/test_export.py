@@ -22,7 +22,8 @@ HOSTILE_REPLIES = {
     "ten-backticks": "``````````\nbetween\n``````````\nand ```` inline ````",
     "headings": "# Top\n## Same level as a turn\n###### six\nTitle\n=====\nOther\n-----",
     "html": "<script>alert(1)</script>\n<details><summary>x</summary>\n\n# inside\n</details>",
-    "controls": "\x1b]52;c;ZWNobyBoaQ==\x07clipboard \x1b[2J clear \x9b31m c1 \x7f del \x90dcs\x1b\\ bell\x07",
+    "controls": "\x1b]52;c;ZWNobyBoaQ==\x07clipboard \x1b[2J clear \x9b31m c1 \x7f del "
+                "\x90dcs\x1b\\ bell\x07",
     "indented-fence": "   ```\n    ````\n\t```",
     "empty": "",
 }
