@@ -686,3 +686,19 @@ def test_list_users_on_a_file_instead_of_a_folder(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("x")
     with pytest.raises(StorageError):
         list_users(tmp_path / "data")
+
+
+async def test_a_store_behind_the_async_face_refuses_calls_on_the_event_loop(data_dir: Path) -> None:
+    """Whatever holds an AsyncHistoryStore cannot do the blocking I/O on the loop by accident."""
+    import asyncio
+
+    from edgechat_tui.storage import AsyncHistoryStore
+
+    store = store_for(data_dir)
+    face = AsyncHistoryStore(store)
+    assert await face.append_turn(*turn(1)) == 2
+    for call in (store.load, store.refresh, store.archive, lambda: store.append_turn(*turn(2))):
+        with pytest.raises(RuntimeError, match="AsyncHistoryStore"):
+            call()
+    assert await face.load() == flat(turn(1)) == await asyncio.to_thread(store.refresh)
+    assert await face.messages() == flat(turn(1))
