@@ -13,10 +13,10 @@ import threading
 import pytest
 
 from edgechat_tui.backends.local.agent import LocalAgent
-from edgechat_tui.core.errors import UsageError
+from edgechat_tui.core.errors import EdgechatError, StorageError, UsageError
 from edgechat_tui.core.messages import Done, TextDelta
 from edgechat_tui.storage import HistoryStore
-from tests.fakes.workers_ai import FakeWorkersAI, Reply
+from tests.fakes.workers_ai import CutStream, ErrorReply, FakeWorkersAI, Reply
 from tests.test_local_agent import make_settings
 
 SLOW = "one two three four five six seven eight nine ten eleven twelve"
@@ -154,4 +154,48 @@ async def test_stopped_while_the_complete_turn_is_being_saved_keeps_it_once(tmp_
         await task
     history = stored(tmp_path)
     assert [(m.role, m.stopped) for m in history] == [("user", False), ("assistant", False)]
+    await agent.aclose()
+
+
+# --- a failure after some text arrived ---------------------------------------------------------------
+
+
+async def test_a_connection_dropped_mid_reply_keeps_what_was_shown(tmp_path, fake) -> None:
+    fake.enqueue(CutStream(after_chunks=3))
+    agent = LocalAgent(make_settings(tmp_path, fake), "alice")
+    shown: list[str] = []
+    with pytest.raises(EdgechatError) as raised:
+        async for event in agent.send("hello"):
+            if isinstance(event, TextDelta):
+                shown.append(event.text)
+    assert shown, "the fault did not happen after some text"
+    kept = raised.value.kept_partial
+    assert kept.stopped and kept.message.stopped and kept.message.content == "".join(shown)
+    assert kept.message_count == 2
+    history = stored(tmp_path)
+    assert [(m.role, m.stopped) for m in history] == [("user", False), ("assistant", True)]
+    assert history[1].content == "".join(shown)
+    await agent.aclose()
+
+
+async def test_a_failure_before_any_text_keeps_nothing(tmp_path, fake) -> None:
+    fake.enqueue(ErrorReply(status=401, code=10000, message="Authentication error"))
+    agent = LocalAgent(make_settings(tmp_path, fake), "alice")
+    with pytest.raises(EdgechatError) as raised:
+        await anext_done(agent, "hello")
+    assert getattr(raised.value, "kept_partial", None) is None
+    assert stored(tmp_path) == []
+    await agent.aclose()
+
+
+async def test_a_failed_save_of_the_complete_turn_keeps_no_partial(tmp_path, fake) -> None:
+    settings = make_settings(tmp_path, fake)
+    agent = LocalAgent(settings, "alice")
+    settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.write_text("a file where the history folder should be")
+    with pytest.raises(StorageError) as raised:
+        await anext_done(agent, "hello")
+    assert getattr(raised.value, "kept_partial", None) is None
+    settings.data_dir.unlink()
+    assert (await anext_done(agent, "again")).message_count == 2  # the failed turn left nothing behind
     await agent.aclose()

@@ -355,8 +355,11 @@ async def test_a_cut_stream_keeps_the_text_and_is_not_sent_again(agent_server: A
         with pytest.raises(ProtocolError) as caught:
             async for event in agent.send("hello"):
                 events.append(event)
-        assert agent.session_messages == []
+        kept = agent.session_messages
     assert len(events) == 3 and text_of(events) == "You said: hello. "
+    # What was shown is kept, marked stopped, as Esc keeps it; the error says so.
+    assert [m.role for m in kept] == ["user", "assistant"] and kept[1].stopped
+    assert kept[1].content == text_of(events) == caught.value.kept_partial.message.content
     assert "lost in the middle" in caught.value.message and "may have stored" in (caught.value.hint or "")
     assert agent_server.count() == 1
 

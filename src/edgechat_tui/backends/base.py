@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from edgechat_tui.core.errors import EmptyMessage, NotSupported, UsageError
+from edgechat_tui.core.errors import EmptyMessage, NotSupported, StorageError, UsageError
 from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, TextDelta
 
 __all__ = ["Agent", "TurnInProgress", "run_to_completion"]
@@ -111,6 +111,11 @@ class Agent(abc.ABC):
         except (asyncio.CancelledError, GeneratorExit):
             if turn.done is None:
                 await self._keep_partial(turn)
+            raise
+        except Exception as error:
+            if turn.done is None and turn.parts and not isinstance(error, StorageError):
+                # What was shown stays: saved as Esc saves it (marked stopped), and the error says so.
+                error.kept_partial = await self._keep_partial(turn)  # type: ignore[attr-defined]
             raise
         finally:
             self._busy = False
