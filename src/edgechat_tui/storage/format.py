@@ -43,7 +43,7 @@ SCHEMA_VERSION = 1
 HISTORY_SUFFIX = ".jsonl"
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# A JSON escape of a surrogate (\uD800-\uDFFF): the only way one can reach decoded text, since the
+# A JSON escape of a surrogate (\uD800-\uDFFF) is the only way one can reach decoded text, since the
 # UTF-8 decoder refuses encoded surrogates. Lines without one (nearly all) skip the clean-up walk.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -106,15 +106,25 @@ def _cleaned(value: Any) -> Any:
     return value
 
 
+def _may_hold_surrogates(data: bytes) -> bool:
+    # A substring search first (fast), the exact pattern only where a \u escape is.
+    return b"\\u" in data and _SURROGATE_ESCAPE.search(data) is not None
+
+
 def _parse(line: bytes) -> Any:
     data = json.loads(line.decode("utf-8"))
-    return _cleaned(data) if _SURROGATE_ESCAPE.search(line) else data
+    return _cleaned(data) if _may_hold_surrogates(line) else data
 
 
-def decode_record(line: bytes) -> list[Message] | None:
-    """The messages of one turn line, or None when the line is not a readable turn."""
+def decode_record(line: bytes, *, clean: bool | None = None) -> list[Message] | None:
+    """The messages of one turn line, or None when the line is not a readable turn.
+
+    ``clean=False`` says the caller knows the line holds no surrogate escape (it searched a whole file).
+    """
     try:
-        data = _parse(line)
+        data = json.loads(line.decode("utf-8"))
+        if clean or (clean is None and _may_hold_surrogates(line)):
+            data = _cleaned(data)
         if not isinstance(data, dict):
             return None
         messages = data.get("messages")
@@ -207,13 +217,15 @@ def scan_records(data: bytes, base: int, start: int = 0) -> Scan:
     end = start  # relative to data
     pending = 0  # unreadable lines (and fragments) since the last readable record
     damaged = 0
+    # Without a backslash (memchr: fast) no line holds an escape; with one, each line is checked.
+    clean = None if b"\\" in data else False
     for line_start, stop, complete in lines(data, start):
         line = data[line_start:stop]
         if complete and not line.strip():
             if pending == 0:
                 end = stop + 1  # blank lines carry nothing; step over them
             continue
-        turn = decode_record(line) if complete else None
+        turn = decode_record(line, clean=clean) if complete else None
         if turn is None:
             pending += 1
             continue
