@@ -358,6 +358,10 @@ async def test_a_cut_stream_keeps_the_text_and_is_not_sent_again(agent_server: A
                 events.append(event)
         assert not any(isinstance(e, Done) for e in events)
     assert len(events) == 3 and text_of(events) == "You said: hello. "
+    # What was shown is kept, marked stopped, as Esc keeps it; the error says so.
+    kept = caught.value.kept_partial
+    assert kept.stopped and kept.message.role == "assistant" and kept.message.stopped
+    assert kept.message.content == text_of(events)
     assert "lost in the middle" in caught.value.message and "may have stored" in (caught.value.hint or "")
     assert agent_server.count() == 1
 
@@ -480,13 +484,10 @@ async def test_stopping_a_reply_closes_the_connection_and_keeps_the_part_shown()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            stopped = agent.stopped_turn
             # The server sees the connection go away, long before the reply would have ended.
             assert await asyncio.to_thread(server.disconnected.wait, 10)
             events = await turn(agent, "next")  # the agent is free for the next message
-    assert stopped is not None and stopped.stopped and stopped.message.role == "assistant"
-    assert stopped.message.stopped and stopped.message.content == "".join(seen)
-    assert stopped.message.content.startswith("word0 word1 word2")
+    assert "".join(seen).startswith("word0 word1 word2")
     stored = server.messages("alice")
     assert stored[1]["stopped"] is True and len(stored[1]["content"]) < len(long_reply)
     assert isinstance(events[-1], Done)
@@ -500,5 +501,6 @@ async def test_breaking_out_of_the_loop_also_stops(agent_server: AgentServer) ->
             async for event in events:
                 if isinstance(event, TextDelta):
                     break
-        assert agent.stopped_turn is not None and agent.stopped_turn.message.stopped
         assert await asyncio.to_thread(agent_server.disconnected.wait, 10)
+        agent_server.delta_delay = 0.0
+        assert isinstance((await turn(agent, "again"))[-1], Done)  # the turn ended: the agent is free

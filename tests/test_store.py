@@ -12,7 +12,7 @@ import pytest
 
 from edgechat_tui.core.errors import InvalidUserId, NewerSchemaError, StorageError
 from edgechat_tui.core.messages import Message, Usage
-from edgechat_tui.storage.store import SCHEMA_VERSION, HistoryStore, encode_header, encode_turn, list_users
+from edgechat_tui.storage import SCHEMA_VERSION, HistoryStore, encode_header, encode_turn, list_users
 
 
 def turn(n: int, **reply_fields: object) -> tuple[Message, Message]:
@@ -128,7 +128,7 @@ def test_a_new_store_reads_back_exactly_what_was_saved(data_dir: Path) -> None:
 
 @pytest.mark.parametrize("content", [
     "line one\nline two\r\n", "quotes \" and \\ backslashes", "\x00\x1b[31m control \x7f\x9b",
-    "\u2028\u2029 separators", "日本語 and emoji 🦊", "lone surrogate \ud800 here", "",
+    "\u2028\u2029 separators", "日本語 and emoji 🦊", "",
 ])
 def test_any_text_round_trips_on_one_line(data_dir: Path, content: str) -> None:
     store = store_for(data_dir)
@@ -137,6 +137,20 @@ def test_any_text_round_trips_on_one_line(data_dir: Path, content: str) -> None:
     assert store.path.read_bytes().count(b"\n") == 2
     store.path.read_bytes().decode("utf-8")  # always valid UTF-8
     assert store_for(data_dir).load() == list(pair)
+
+
+@pytest.mark.parametrize(("content", "stored"), [
+    ("lone surrogate \ud800 here", "lone surrogate \ufffd here"),
+    ("halves \ud83d\ude00 of one emoji", "halves \U0001f600 of one emoji"),
+    ("\ude00 reversed \ud83d", "\ufffd reversed \ufffd"),
+])
+def test_surrogates_are_stored_as_the_text_they_stand_for(data_dir: Path, content: str, stored: str) -> None:
+    """A lone surrogate has no UTF-8 form: it is kept as U+FFFD, and two halves as the one character."""
+    store = store_for(data_dir)
+    store.append_turn(Message("user", content), Message("assistant", content))
+    store.path.read_bytes().decode("utf-8")  # always valid UTF-8
+    assert [m.content for m in store.messages] == [stored, stored]
+    assert [m.content for m in store_for(data_dir).load()] == [stored, stored]
 
 
 def test_a_turn_is_a_user_message_then_a_reply(data_dir: Path) -> None:
@@ -506,6 +520,24 @@ def test_newer_schema_is_refused_and_left_untouched(data_dir: Path) -> None:
     assert sorted(p.name for p in data_dir.iterdir()) == ["alice.jsonl", "alice.lock"]
 
 
+@pytest.mark.parametrize("padding", [60_000, 65_536, 70_000, 1_000_000])
+@pytest.mark.parametrize("header", [
+    {"edgechat": "history", "schema": 2, "user": "alice"},
+    {"edgechat": "history", "schema": 1, "user": "bob"},
+], ids=["newer-schema", "another-user"])
+def test_archive_refuses_a_file_not_ours_however_long_its_header(data_dir: Path, header: dict,
+                                                                   padding: int) -> None:
+    """The header is read whole before archiving: a long one (a future field) is no excuse to move it."""
+    path = data_dir / "alice.jsonl"
+    data_dir.mkdir()
+    original = (json.dumps({"future": "x" * padding, **header}) + '\n{"v2": []}\n').encode()
+    path.write_bytes(original)
+    with pytest.raises(StorageError, match="left untouched"):
+        store_for(data_dir).archive()
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in data_dir.iterdir()) == ["alice.jsonl", "alice.lock"]
+
+
 def test_a_file_of_another_user_differing_in_case_is_refused(data_dir: Path) -> None:
     # What a case-insensitive file system does: alice.jsonl opens Alice's file.
     path = data_dir / "alice.jsonl"
@@ -654,3 +686,19 @@ def test_list_users_on_a_file_instead_of_a_folder(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("x")
     with pytest.raises(StorageError):
         list_users(tmp_path / "data")
+
+
+async def test_a_store_behind_the_async_face_refuses_calls_on_the_event_loop(data_dir: Path) -> None:
+    """Whatever holds an AsyncHistoryStore cannot do the blocking I/O on the loop by accident."""
+    import asyncio
+
+    from edgechat_tui.storage import AsyncHistoryStore
+
+    store = store_for(data_dir)
+    face = AsyncHistoryStore(store)
+    assert await face.append_turn(*turn(1)) == 2
+    for call in (store.load, store.refresh, store.archive, lambda: store.append_turn(*turn(2))):
+        with pytest.raises(RuntimeError, match="AsyncHistoryStore"):
+            call()
+    assert await face.load() == flat(turn(1)) == await asyncio.to_thread(store.refresh)
+    assert await face.messages() == flat(turn(1))

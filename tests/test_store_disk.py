@@ -24,7 +24,7 @@ import pytest
 
 from edgechat_tui.core.errors import StorageError
 from edgechat_tui.core.messages import Message
-from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn, list_users
+from edgechat_tui.storage import HistoryStore, encode_header, encode_turn, list_users
 
 PROBE = Path(__file__).with_name("store_probe.py")
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from edgechat_tui.core.messages import Message
-from edgechat_tui.storage.store import HistoryStore, encode_turn
+from edgechat_tui.storage import HistoryStore, encode_turn
 from tests.store_writer import fixed_turn
 
 WRITER = Path(__file__).with_name("store_writer.py")

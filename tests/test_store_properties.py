@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from edgechat_tui.core.messages import Message, Usage
-from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
+from edgechat_tui.storage import HistoryStore, encode_header, encode_turn
+from edgechat_tui.storage.format import clean_message
 
 USER = "alice"
 # Any text at all, lone surrogates included (a broken decoder upstream can produce them).
@@ -35,6 +37,11 @@ def messages(role: str) -> st.SearchStrategy[Message]:
 
 
 turns = st.tuples(messages("user"), messages("assistant"))
+
+
+def as_read(*stored: Message) -> list[Message]:
+    """The messages as a reader gets them back: a lone surrogate (no UTF-8 form) reads as U+FFFD."""
+    return [clean_message(m) for m in stored]
 
 
 class SharedHistory(RuleBasedStateMachine):
@@ -60,7 +67,7 @@ class SharedHistory(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, 2), pair=turns)
     def append(self, i: int, pair: tuple[Message, Message]) -> None:
-        self.expected += pair
+        self.expected += as_read(*pair)
         assert self.pick(i).append_turn(*pair) == len(self.expected)
         assert self.pick(i).messages == self.expected
 
@@ -117,10 +124,10 @@ def test_a_last_record_torn_at_every_offset_loses_only_itself(history: list[tupl
         for pair in history:
             store.append_turn(*pair)
         data = store.path.read_bytes()
-        last = encode_turn(*history[-1])
+        last = encode_turn(*as_read(*history[-1]))
         assert data.endswith(last)
         start = len(data) - len(last)
-        earlier = [m for pair in history[:-1] for m in pair]
+        earlier = as_read(*(m for pair in history[:-1] for m in pair))
         # Shrinking in place, from the end: rewriting the file each time would make ext4 flush it on close.
         for cut in reversed(range(start, len(data))):
             os.truncate(store.path, cut)
@@ -137,7 +144,7 @@ def test_a_last_record_torn_at_every_offset_loses_only_itself(history: list[tupl
             replacement = history[0]
             writer = HistoryStore(root, USER, warn=lambda _text: None)
             assert writer.append_turn(*replacement) == len(earlier) + 2
-            assert HistoryStore(root, USER).load() == [*earlier, *replacement]
+            assert HistoryStore(root, USER).load() == [*earlier, *as_read(*replacement)]
         kept = sorted(p.read_bytes() for p in root.glob(f"{USER}.torn-*"))
         assert kept == sorted(data[start:cut] for cut in cuts)
     finally:
@@ -157,7 +164,7 @@ def test_a_torn_header_at_every_offset(pair: tuple[Message, Message]) -> None:
             assert HistoryStore(root, USER, warn=lambda _text: None).load() == []
         store = HistoryStore(root, USER, warn=lambda _text: None)
         assert store.append_turn(*pair) == 2
-        assert HistoryStore(root, USER).load() == list(pair)
+        assert HistoryStore(root, USER).load() == as_read(*pair)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -179,11 +186,64 @@ def test_damage_in_the_middle_keeps_every_other_turn(history: list[tuple[Message
         store.path.write_bytes(original)
 
         warnings: list[str] = []
-        survivors = [m for n, pair in enumerate(history, start=1) if n != broken for m in pair]
+        survivors = as_read(*(m for n, pair in enumerate(history, start=1) if n != broken for m in pair))
         assert HistoryStore(root, USER, warn=warnings.append).load() == survivors
         (aside,) = root.glob(f"{USER}.corrupt-*")
         assert aside.read_bytes() == original
         assert any(str(aside) in w for w in warnings)
         assert HistoryStore(root, USER).load() == survivors
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Whatever a stored file holds, later commands work -------------------------------------------------
+
+# Any JSON value a hand-edited or older file could hold where a string or a count belongs.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=6,
+)
+_pieces = ["\ud83d", "\ude00", "\udfff", "\ud800", "a", "é", "\x1b]0;", "\x9b", "\u202e"]
+stored_strings = any_text | st.lists(st.sampled_from(_pieces), max_size=8).map("".join)
+stored_messages = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant"]), "content": stored_strings},
+    optional={"time": stored_strings | json_values, "model": stored_strings | json_values,
+              "usage": json_values | st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens",
+                                                                       "total_tokens"]), json_values),
+              "stopped": json_values},
+)
+
+
+def _assert_plain_text(message: Message) -> None:
+    for value in (message.role, message.content, message.time, message.model or ""):
+        value.encode("utf-8")  # no lone surrogate survives a load
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(st.lists(stored_messages, min_size=1, max_size=3), min_size=1, max_size=4))
+def test_no_stored_content_makes_a_later_command_fail(records: list[list[dict]]) -> None:
+    """Lone surrogates (``\\ud83d`` in the JSON) and wrong types in any field, as an older version or a
+    hand edit could leave them: loading, listing, exporting and the next save all work."""
+    from edgechat_tui.storage import list_users
+    from edgechat_tui.storage.export import to_json, to_markdown
+
+    root = fresh_dir()
+    try:
+        lines = [json.dumps({"messages": messages}, ensure_ascii=True).encode() + b"\n"
+                 for messages in records]
+        (root / f"{USER}.jsonl").write_bytes(encode_header(USER) + b"".join(lines))
+        loaded = HistoryStore(root, USER, warn=lambda _text: None).load()
+        for message in loaded:
+            _assert_plain_text(message)
+        to_markdown(USER, loaded, exported="now", model=None).encode("utf-8")
+        to_json(USER, loaded, exported="now", model=None).encode("utf-8")
+        json.dumps([m.to_json() for m in loaded], ensure_ascii=False).encode("utf-8")  # history --format json
+        assert [summary.user for summary in list_users(root)] == [USER]
+        store = HistoryStore(root, USER, warn=lambda _text: None)
+        store.load()
+        assert store.append_turn(Message("user", "next"), Message("assistant", "fine")) == len(loaded) + 2
+        again = HistoryStore(root, USER).load()
+        assert [m.content for m in again[-2:]] == ["next", "fine"]
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -43,7 +43,7 @@ from edgechat_tui.core.errors import (
     RequestTimeout,
     ServerError,
 )
-from edgechat_tui.core.messages import Done, Retrying, TextDelta
+from edgechat_tui.core.messages import Done, Message, Retrying, TextDelta
 from tests.fakes.agent_server import AgentServer, ScriptedStream, error_answer, sse_event
 from tests.fakes.seed_server import Scripted, SeedServer
 from tests.fakes.workers_ai import (
@@ -476,9 +476,30 @@ async def _run_workers_ai(case: NetCase, workdir: Path) -> Outcome:
         stored, _ = _stored(data_dir)
         if stored != stored_before + 2:
             outcome.wrongly_stored.append(f"a successful turn stored {stored - stored_before} messages")
+    elif _shown(events):
+        # A failure after text arrived keeps what was shown, marked stopped, as Esc keeps it.
+        from tests.reliability.harness import read_history
+
+        messages, _ = read_history(data_dir, USER)
+        _judge_kept_partial(outcome, events, error, messages[stored_before:])
     elif snapshot(data_dir) != before:
         outcome.wrongly_stored.append("the failed turn changed the history files")
     return outcome
+
+
+def _shown(events: list[Any]) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+def _judge_kept_partial(outcome: Outcome, events: list[Any], error: BaseException | None,
+                        kept: list[Message]) -> None:
+    """What was shown before the failure is kept once, marked stopped, and the error says it was kept."""
+    shown = _shown(events)
+    if [m.role for m in kept] != ["user", "assistant"] or not kept[1].stopped or kept[1].content != shown:
+        outcome.wrongly_stored.append(f"the text shown was not kept once, marked stopped: {kept!r:.200}")
+    partial = getattr(error, "kept_partial", None)
+    if partial is None or partial.message.content != shown:
+        outcome.unclear.append("the error does not say that the text shown was kept")
 
 
 def _judge_retry_after(outcome: Outcome) -> None:
@@ -520,7 +541,12 @@ async def _run_remote(case: NetCase, workdir: Path) -> Outcome:
         finally:
             await agent.aclose()
     _judge_sends(outcome, events)
-    _judge_result(outcome, events, error)  # one Done for a success, none for a failure
+    succeeded = _judge_result(outcome, events, error)  # one Done for a success, none for a failure
+    if not succeeded and _shown(events):
+        # What was shown is kept, marked stopped, and the error says so (the server keeps its own copy).
+        partial = getattr(error, "kept_partial", None)
+        if partial is None or partial.message.content != _shown(events) or not partial.message.stopped:
+            outcome.unclear.append("the error does not say that the text shown was kept")
     if local_files.exists():
         outcome.wrongly_stored.append("a remote turn wrote local files")
     return outcome
@@ -585,6 +611,14 @@ def run_cli_case(case: NetCase, space: Any) -> Outcome:
         outcome.unclear.append(f"stdout could drive the terminal: {hazards[:2]}")
     if outcome.sends > (0 if case.refused else 1):
         outcome.duplicate_sends.append(f"{outcome.sends} sends without retries configured")
-    if snapshot(space.data_dir) != before:
+    if case.backend == "workers-ai" and run.stdout.strip():
+        # Text was shown before the failure: it is kept, marked stopped, as Esc keeps it.
+        from tests.reliability.harness import read_history
+
+        messages, _ = read_history(space.data_dir, USER)
+        if [m.role for m in messages] != ["user", "assistant"] or not messages[1].stopped \
+                or not messages[1].content or messages[1].content[:20] not in run.out:
+            outcome.wrongly_stored.append(f"the text shown was not kept, marked stopped: {messages!r:.200}")
+    elif snapshot(space.data_dir) != before:
         outcome.wrongly_stored.append("the failed turn changed the local history files")
     return outcome

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgechat_tui.core.errors import NewerSchemaError
-from edgechat_tui.storage.store import HistoryStore, encode_header, encode_turn
+from edgechat_tui.storage import HistoryStore, encode_header, encode_turn
 from tests.reliability.figures import FIGURES
 from tests.reliability.harness import Workspace, cli_unclear_reasons, read_history, run_edgechat, snapshot
 from tests.reliability.sweeps import (
@@ -238,3 +238,69 @@ def test_config_that_cannot_be_read(workspace: Workspace, workers_ai, kind: str)
     unclear = cli_unclear_reasons(run, exit_code=2, words=(str(workspace.config_path),))
     FIGURES.add(CONFIG_CLASS, command=CONFIG_COMMAND, tried=1, unclear=len(unclear))
     assert not unclear, run
+
+
+# --- odd content: lone surrogates, wrong types ------------------------------------------------------
+
+ODD_CLASS = "files: lone surrogates and wrong types in every field of a stored turn"
+ODD_COMMAND = f"{COMMAND} -k odd"
+_ODD_MESSAGES = [
+    {"role": "user", "content": "emoji cut in two: \ud83d", "time": "\ude00\ud83d", "model": "\udfff"},
+    {"role": "assistant", "content": "\ud83d\ude00 whole, then lone \udc00", "time": 12345, "model": ["x"],
+     "usage": {"prompt_tokens": "12", "completion_tokens": -3, "total_tokens": 1.5}, "stopped": "yes"},
+    {"role": "user", "content": "\x1b]52;c;ZWNobyBoaQ==\x07 \x9b2J", "time": None, "model": {"a": 1}},
+    {"role": "assistant", "content": "fine", "time": "\x1b]0;title\x07", "model": "\x1b[31mred",
+     "usage": "lots"},
+]
+
+
+_ODD_COMMANDS = [["history"], ["history", "--format", "json"], ["users"], ["-m", "and now?"]]
+
+
+@pytest.mark.parametrize("command", _ODD_COMMANDS, ids=["history", "history-json", "users", "one-shot"])
+def test_odd_stored_content_never_makes_a_command_fail(workspace: Workspace, workers_ai,
+                                                        command: list[str]) -> None:
+    """A history an older version (or a hand edit) left with lone surrogates (``\\ud83d`` in the JSON)
+    and fields of the wrong type: every command works on it, exit 0, no traceback."""
+    workspace.data_dir.mkdir(parents=True)
+    lines = [json.dumps({"messages": _ODD_MESSAGES[i:i + 2]}, ensure_ascii=True).encode() + b"\n"
+             for i in (0, 2)]
+    (workspace.data_dir / f"{USER}.jsonl").write_bytes(encode_header(USER) + b"".join(lines))
+    run = run_edgechat(command, workspace.local_env(workers_ai.api_base))
+    problems = [] if run.returncode == 0 and "Traceback" not in run.err else [f"{command}: {run}"]
+    messages, _ = read_history(workspace.data_dir, USER)
+    if len(messages) < 4:
+        problems.append(f"{command}: the history lost turns ({len(messages)} messages)")
+    FIGURES.add(ODD_CLASS, command=ODD_COMMAND, tried=1, lost=int(len(messages) < 4),
+                unclear=int(bool(problems) and len(messages) >= 4))
+    assert not problems, problems
+
+
+# --- files that are not regular files ---------------------------------------------------------------
+
+KINDS_CLASS = "files: a history or lock that is a link, FIFO, device or folder"
+KINDS_COMMAND = f"{COMMAND} -k kinds"
+
+
+@pytest.mark.parametrize("which", ["default.jsonl", "default.lock"])
+@pytest.mark.parametrize("kind", ["symlink", "dangling-symlink", "fifo", "folder", "symlink-to-dev-zero"])
+def test_file_kinds_that_are_not_regular_files_through_the_cli(workspace: Workspace, workers_ai, kind: str,
+                                                               which: str) -> None:
+    """``edgechat -m`` and ``history`` refuse with one line, in time, creating nothing where a link points."""
+    from tests.test_store_files import KINDS
+
+    outside = workspace.root / "outside" / "target"
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(b"not edgechat's")
+    workspace.data_dir.mkdir(parents=True)
+    if which.endswith(".lock"):
+        (workspace.data_dir / f"{USER}.jsonl").write_bytes(history_bytes(turn(1)))
+    KINDS[kind](workspace.data_dir / which, outside)
+    env = workspace.local_env(workers_ai.api_base)
+    runs = [run_edgechat(["-m", "hello"], env, timeout=30), run_edgechat(["history"], env, timeout=30)]
+    unclear = [reason for run in runs for reason in cli_unclear_reasons(run, words=(which,))]
+    untouched = sorted(p.name for p in outside.parent.iterdir()) == ["target"]
+    lost = int(not untouched or outside.read_bytes() != b"not edgechat's")
+    FIGURES.add(KINDS_CLASS, command=KINDS_COMMAND, tried=len(runs), lost=lost, unclear=len(unclear))
+    assert not unclear, runs
+    assert not lost, "a file was made or changed outside the data dir"

@@ -8,54 +8,150 @@ A backend (the local agent, or a remote agent endpoint) turns a user's message i
             case Retrying(attempt, ...): ...     # a failed attempt, the next one in ``wait`` seconds
             case Done(message, count, ...): ...  # the reply is complete and saved
 
-A failure is raised as an :class:`~edgechat_tui.core.errors.EdgechatError` subclass from the iteration;
-when that happens nothing of the turn was saved. Cancelling the task that iterates (the UI's Stop,
-Ctrl+C in one-shot mode) ends the request at once; the partial reply is saved, marked stopped.
+The base class owns a turn's life, the same for every backend (:meth:`Agent.send`):
+
+- one turn at a time: a second ``send`` while one runs is refused with UsageError;
+- ``Done`` ends the stream: nothing is yielded or saved after it, even when the caller then closes it;
+- stopped (the task cancelled, or the stream closed before ``Done``): the text that arrived is saved
+  marked stopped, *before* the next turn may start; nothing is saved when no text had arrived;
+- failed after some text arrived (a dropped connection, a protocol error): the same, and the error is
+  raised with ``error.kept_partial`` set to the :class:`Done` (``stopped=True``) of what was kept. A
+  failure before any text (or a failure to save) keeps nothing: ``getattr(error, "kept_partial", None)``
+  is None;
+- a storage error while saving a stopped reply never replaces the cancellation or the failure that
+  ended the turn: it is reported through :meth:`Agent._warn` (the UI's warning line, or the log).
+
+A backend implements :meth:`Agent._run_turn` (the turn itself, ending with ``Done`` once the complete turn
+is saved) and :meth:`Agent._save_stopped` (keep a partial reply).
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message
+from edgechat_tui.core.errors import EmptyMessage, NotSupported, StorageError, UsageError
+from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, TextDelta
+
+__all__ = ["Agent", "TurnInProgress", "run_to_completion"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class TurnInProgress:
+    """One turn as the base class follows it: the user's message, the text shown so far, the end."""
+
+    user_message: Message
+    parts: list[str] = field(default_factory=list)  # every TextDelta yielded, in order
+    context: ContextInfo | None = None  # what was sent, when the backend knows (set by _run_turn)
+    done: Done | None = None  # the Done that ended the turn, once yielded
+
+    @property
+    def text(self) -> str:
+        return self.user_message.content
+
+    @property
+    def partial(self) -> str:
+        """The reply's text shown so far."""
+        return "".join(self.parts)
+
+
+async def run_to_completion(awaitable: Awaitable[T]) -> tuple[T, bool]:
+    """Await ``awaitable`` to its end even if the caller is cancelled meanwhile.
+
+    Returns its result and whether a cancellation arrived during the wait (the caller then raises
+    CancelledError itself, once its state is right). A save running in a thread goes on when the task
+    awaiting it is cancelled: waiting for it is how a turn is kept exactly once.
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
 
 
 class Agent(abc.ABC):
     """A backend that keeps one user's conversation and answers their messages."""
 
-    #: The turn kept when the user stopped the last reply (None when nothing had arrived to keep).
-    stopped_turn: Done | None = None
     _busy = False
 
-    @contextlib.contextmanager
-    def _one_turn_at_a_time(self, text: str) -> Iterator[None]:
-        """What every agent checks before a turn: there is something to send, and no turn under way."""
-        from edgechat_tui.core.errors import EmptyMessage, UsageError
+    async def send(self, text: str) -> AsyncIterator[Event]:
+        """Send ``text`` as the user and stream the answer's events, ending with :class:`Done`.
 
+        Raises an :class:`~edgechat_tui.core.errors.EdgechatError` subclass on failure; see the module's
+        docstring for what is kept when a turn is stopped or fails part way.
+        """
         if not text.strip():
             raise EmptyMessage("There is nothing to send.", hint="type a message first")
         if self._busy:
             raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
         self._busy = True
-        self.stopped_turn = None
+        turn = TurnInProgress(Message(role="user", content=text))
         try:
-            yield
+            async with contextlib.aclosing(self._run_turn(turn)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        turn.parts.append(event.text)
+                    elif isinstance(event, Done):
+                        turn.done = event
+                    yield event
+                    if turn.done is not None:
+                        return  # the turn is complete and saved: nothing comes after Done
+        except (asyncio.CancelledError, GeneratorExit):
+            if turn.done is None:
+                await self._keep_partial(turn)
+            raise
+        except Exception as error:
+            if turn.done is None and turn.parts and not isinstance(error, StorageError):
+                # What was shown stays: saved as Esc saves it (marked stopped), and the error says so.
+                error.kept_partial = await self._keep_partial(turn)  # type: ignore[attr-defined]
+            raise
         finally:
             self._busy = False
+
+    async def _keep_partial(self, turn: TurnInProgress) -> Done | None:
+        """Save the partial reply (if any text arrived) and wait for the save, even if cancelled again.
+
+        Never raises: a failed save is reported with :meth:`_warn`, so that the cancellation or the
+        error that ended the turn is what propagates.
+        """
+        if not turn.parts:
+            return None  # nothing to keep: the UI puts the typed text back instead
+        try:
+            done, _cancelled = await run_to_completion(self._save_stopped(turn))
+        except Exception as error:  # any failure to save is reported, never raised
+            self._warn(f"The stopped reply could not be saved: {error}")
+            return None
+        return done
+
+    @abc.abstractmethod
+    def _run_turn(self, turn: TurnInProgress) -> AsyncIterator[Event]:
+        """The backend's turn: stream TextDelta/Retrying events, then save the complete turn and yield
+        its :class:`Done`. A failure raises (nothing saved); the base class handles stops and partials."""
+
+    @abc.abstractmethod
+    async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
+        """Keep ``turn.partial`` (never empty) as the reply, marked stopped; return its Done."""
+
+    def _warn(self, text: str) -> None:
+        """Tell the user something went wrong beside the turn (the local agent shows it in the UI)."""
+        _log.warning("%s", text)
 
     @property
     @abc.abstractmethod
     def info(self) -> AgentInfo:
         """Who and what this agent is, for the header. Cheap; never does I/O."""
-
-    @abc.abstractmethod
-    def send(self, text: str) -> AsyncIterator[Event]:
-        """Send ``text`` as the user and stream the answer's events, ending with :class:`Done`.
-
-        Raises an :class:`~edgechat_tui.core.errors.EdgechatError` subclass on failure (nothing saved).
-        """
 
     @abc.abstractmethod
     async def history(self) -> list[Message] | None:
@@ -74,14 +170,10 @@ class Agent(abc.ABC):
 
     def set_model(self, model: str) -> None:
         """Use ``model`` from the next message on. Raises NotSupported where the agent picks its model."""
-        from edgechat_tui.core.errors import NotSupported
-
         raise NotSupported("This agent chooses its own model.")
 
     def set_system_prompt(self, text: str) -> None:
         """Use ``text`` as the system prompt from now on. Raises NotSupported if the agent cannot."""
-        from edgechat_tui.core.errors import NotSupported
-
         raise NotSupported("This agent keeps its own system prompt.")
 
     async def check(self) -> str:

@@ -13,7 +13,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -405,6 +404,8 @@ def update_config_file(path: Path, changes: Mapping[str, Any]) -> None:
     """
     import tomli_w
 
+    from edgechat_tui.storage.fs import durable_write  # the one durable write (temp, fsync, rename)
+
     checked: dict[str, Any] = {}
     for key, value in changes.items():
         option = OPTIONS.get(key)
@@ -432,8 +433,8 @@ def update_config_file(path: Path, changes: Mapping[str, Any]) -> None:
     try:
         _ensure_private_dir(path.parent)
         if re.search(r"^\s*#|\s#", old_text, re.MULTILINE):
-            _atomic_write(path.with_name(path.name + ".bak"), old_text.encode("utf-8"))
-        _atomic_write(path, data)
+            durable_write(path.with_name(path.name + ".bak"), old_text.encode("utf-8"))
+        durable_write(path, data)
     except OSError as exc:
         raise StorageError(f"Cannot write config file {path}: {exc.strerror or exc}.",
                            hint="check the directory's permissions and free space") from None
@@ -448,24 +449,3 @@ def _ensure_private_dir(directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True)
     elif directory == default_config_path().parent and directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

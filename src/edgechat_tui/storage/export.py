@@ -2,14 +2,18 @@
 
 Pure Python, no Textual: the chat screen's ``/export`` calls :func:`export_conversation` in a
 thread, and ``edgechat history`` prints :func:`to_markdown`.
+
+Everything in a conversation is untrusted (model replies, and times and model names read from a
+history file), so neither format can carry a terminal control, and the Markdown reads back as the
+conversation it is whatever a message holds: each message's text sits in a code fence longer than any
+run of backticks in it, so an unclosed fence, a ``#`` heading or HTML in a reply stays text inside its
+own message, and every turn heading is a ``##`` heading of the export itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +21,16 @@ from pathlib import Path
 from edgechat_tui.core.errors import StorageError, UsageError
 from edgechat_tui.core.messages import Message
 from edgechat_tui.core.sanitize import sanitize
+from edgechat_tui.storage.fs import durable_write
+
+__all__ = ["default_export_path", "export_conversation", "to_json", "to_markdown"]
+
+# DEL and the C1 controls (U+009B is a CSI): json.dumps passes them raw; \u escapes mean the same text.
+_UNSAFE_IN_JSON = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+_BACKTICKS = re.compile(r"`+")
+_SPACES = re.compile(r"\s+")
+# Characters that would make a heading's text act as Markdown or HTML.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>#|!&~{}()])")
 
 
 def default_export_path(user: str, when: datetime | None = None, directory: Path | None = None) -> Path:
@@ -25,42 +39,53 @@ def default_export_path(user: str, when: datetime | None = None, directory: Path
     return (directory or Path.cwd()) / f"edgechat-{user}-{when:%Y%m%d-%H%M%S}.md"
 
 
-def _fence_safe(text: str) -> str:
-    # Markdown export is for reading in a terminal or an editor: no control characters in it.
-    return sanitize(text)
+def _inline(text: str) -> str:
+    """A field (a time, a model name) as plain text on one line of a heading: no controls, no Markdown."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", _SPACES.sub(" ", sanitize(text)).strip())
+
+
+def _fenced(text: str) -> list[str]:
+    """``text`` as a code block nothing in it can close: the fence is longer than any backtick run."""
+    body = sanitize(text).rstrip("\n")
+    longest = max((len(run) for run in _BACKTICKS.findall(body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, *body.split("\n"), fence] if body else [fence, fence]
 
 
 def to_markdown(user: str, messages: Sequence[Message], *, exported: str, model: str | None) -> str:
-    """The conversation as a Markdown document, one section per message."""
+    """The conversation as a Markdown document: a ``##`` heading per message, its text fenced."""
     lines = [f"# edgechat conversation: {user}", ""]
-    details = [f"exported {exported}", f"{len(messages)} messages"]
+    details = [f"exported {_inline(exported)}", f"{len(messages)} messages"]
     if model:
-        details.append(f"model {model}")
+        details.append(f"model {_inline(model)}")
     lines += [" · ".join(details), ""]
     for message in messages:
         if message.role == "user":
             title = user
         elif message.role == "assistant":
-            title = "assistant" + (f" ({message.model})" if message.model else "")
+            title = "assistant" + (f" ({_inline(message.model)})" if message.model else "")
         else:
             title = "system"
         if message.time:
-            title += f" · {message.time}"
+            title += f" · {_inline(message.time)}"
         if message.stopped:
             title += " · stopped"
-        lines += [f"## {title}", "", _fence_safe(message.content).rstrip("\n"), ""]
+        lines += [f"## {title}", "", *_fenced(message.content), ""]
     return "\n".join(lines)
 
 
 def to_json(user: str, messages: Sequence[Message], *, exported: str, model: str | None) -> str:
-    """The conversation as JSON: the same message objects the history files hold."""
+    """The conversation as JSON: the same message objects the history files hold.
+
+    Non-ASCII text stays readable; C0 controls are escaped by JSON, DEL and C1 here, as ``--json`` does.
+    """
     document = {
         "user": user,
         "exported": exported,
         "model": model,
         "messages": [message.to_json() for message in messages],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(document, ensure_ascii=False, indent=2).translate(_UNSAFE_IN_JSON) + "\n"
 
 
 def export_conversation(
@@ -73,8 +98,9 @@ def export_conversation(
 ) -> Path:
     """Write the conversation to ``path`` (JSON when it ends in ``.json``, else Markdown).
 
-    Refuses to replace an existing file (a typo should not destroy a document). The file is written
-    to a temporary name and renamed, so a full disk never leaves half a file. Returns the full path.
+    Refuses to replace an existing file (a typo should not destroy a document). The file is created
+    0600, like the history it copies, written whole (temp file, fsync, link), so a full disk never
+    leaves half a file. Returns the full path.
     """
     path = path.expanduser()
     if not path.is_absolute():
@@ -86,26 +112,12 @@ def export_conversation(
     exported = exported or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     render = to_json if path.suffix.lower() == ".json" else to_markdown
     data = render(user, messages, exported=exported, model=model).encode("utf-8")
-    # A temporary name beside the target, created with the usual permissions (umask applies),
-    # then linked to the final name: link fails rather than replace a file created meanwhile.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        durable_write(path, data, mode=0o600, replace=False)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists.", hint="give another file name") from None
     except FileNotFoundError:
         raise UsageError(f"The folder {path.parent} does not exist.", hint="create it first") from None
     except OSError as exc:
-        raise StorageError(f"Cannot write in {path.parent}: {exc.strerror}.") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        raise UsageError(f"{path} already exists.", hint="give another file name") from None
-    except OSError as exc:
         raise StorageError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
     return path

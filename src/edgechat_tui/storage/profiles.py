@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from edgechat_tui.core.userid import validate_user_id
-from edgechat_tui.storage.store import HISTORY_SUFFIX
+from edgechat_tui.storage.format import HISTORY_SUFFIX
 
 __all__ = ["profile_missing"]
 

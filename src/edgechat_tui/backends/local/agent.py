@@ -10,17 +10,19 @@ never lives in one value that grows without bound (the store appends).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 
-from edgechat_tui.backends.base import Agent
+from edgechat_tui.backends.base import Agent, TurnInProgress, run_to_completion
 from edgechat_tui.backends.local.context import Budget, build_context, context_window_for
 from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
 from edgechat_tui.config.settings import Settings
 from edgechat_tui.core.errors import ContextTooLong, MissingCredentials, UsageError
 from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
 from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.storage.async_store import AsyncHistoryStore
 from edgechat_tui.storage.store import HistoryStore
 
 # After the service says "context too long" despite our estimate, the next try sends this share
@@ -113,7 +115,8 @@ class LocalAgent(Agent):
             client = workers_ai_client(settings, *require_credentials(settings))
         self._client = client
         self._session_id = session_affinity_id(settings.account_id or "", self._user)
-        self._store = store or HistoryStore(settings.data_dir, self._user, warn=warn)
+        self._warn_callback = warn
+        self._store = AsyncHistoryStore(store or HistoryStore(settings.data_dir, self._user, warn=warn))
         self._loaded = False
         # The window the service itself reported, when it refused a context our table allowed.
         self._learned_window: int | None = None
@@ -125,7 +128,8 @@ class LocalAgent(Agent):
         return AgentInfo(user=self._user, mode="local", model=self._model)
 
     @property
-    def store(self) -> HistoryStore:
+    def store(self) -> AsyncHistoryStore:
+        """The history, every call of it run in a thread."""
         return self._store
 
     def set_model(self, model: str) -> None:
@@ -139,19 +143,21 @@ class LocalAgent(Agent):
 
     # --- the conversation ---------------------------------------------------------------------
 
-    def _messages(self) -> list[Message]:
-        """The stored conversation, including what other processes appended since the last look."""
+    async def _messages(self) -> list[Message]:
+        """The stored conversation, including what other processes appended since the last look.
+
+        In a thread (the async store): the first load parses every line, a refresh may wait for the lock.
+        """
         if not self._loaded:
             self._loaded = True
-            return self._store.load()
-        return self._store.refresh()
+            return await self._store.load()
+        return await self._store.refresh()
 
     async def history(self) -> list[Message]:
-        # The first load of a long history parses every line: keep it off the event loop.
-        return list(await asyncio.to_thread(self._messages))
+        return list(await self._messages())
 
     async def reset(self) -> str | None:
-        archived = await asyncio.to_thread(self._store.archive)
+        archived = await self._store.archive()
         return str(archived) if archived else None
 
     def _budget(self, shrink: float = 1.0) -> Budget:
@@ -161,65 +167,64 @@ class LocalAgent(Agent):
         return Budget(window=window, max_tokens=self._settings.max_tokens, shrink=shrink)
 
     async def context_preview(self, next_text: str = "") -> ContextInfo | None:
-        history = await asyncio.to_thread(self._messages)
+        history = await self._messages()
         try:
             return build_context(self._system_prompt, history, next_text, self._budget())[1]
         except UsageError:
             return None
 
-    async def send(self, text: str) -> AsyncIterator[Event]:
-        with self._one_turn_at_a_time(text):
-            async for event in self._turn(text):
-                yield event
-
-    async def _turn(self, text: str) -> AsyncIterator[Event]:
-        user_message = Message(role="user", content=text)
+    async def _run_turn(self, turn: TurnInProgress) -> AsyncIterator[Event]:
         shrink = 1.0
         while True:
-            history = self._messages()
-            messages, context = build_context(self._system_prompt, history, text, self._budget(shrink))
-            parts: list[str] = []
+            history = await self._messages()
+            messages, context = build_context(self._system_prompt, history, turn.text, self._budget(shrink))
+            turn.context = context
             try:
-                async for event in self._client.chat(
+                chat = self._client.chat(
                     messages,
                     model=self._model,
                     max_tokens=self._settings.max_tokens,
                     temperature=self._settings.temperature,
                     session_id=self._session_id,
-                ):
-                    if isinstance(event, TextDelta):
-                        parts.append(event.text)
-                        yield event
-                    elif isinstance(event, Retrying):
-                        yield event
-                    elif isinstance(event, Completion):
-                        reply = Message(role="assistant", content=event.text, model=self._model,
-                                        usage=event.usage)
-                        count = self._store.append_turn(user_message, reply)
-                        yield Done(message=reply, message_count=count, usage=event.usage, context=context)
-                        return
+                )
+                async with contextlib.aclosing(chat) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta | Retrying):
+                            yield event
+                        elif isinstance(event, Completion):
+                            reply = Message(role="assistant", content=event.text, model=self._model,
+                                            usage=event.usage)
+                            count, cancelled = await run_to_completion(
+                                self._store.append_turn(turn.user_message, reply))
+                            done = Done(message=reply, message_count=count, usage=event.usage,
+                                        context=context)
+                            if cancelled:  # stopped while saving: the turn is saved whole, once
+                                turn.done = done
+                                raise asyncio.CancelledError
+                            yield done
+                            return
             except ContextTooLong as error:
                 # Our estimate let through what the service refused: send less, once. There is
                 # nothing to lose: no text arrived, and nothing was stored.
-                if shrink < 1.0 or parts or context.messages_sent == 0:
+                if shrink < 1.0 or turn.parts or context.messages_sent == 0:
                     raise
                 learned = window_from_error(error.message)
                 if learned and learned < context.window:
                     self._learned_window = learned
                 shrink = _SHRINK_ON_OVERFLOW
                 continue
-            except (asyncio.CancelledError, GeneratorExit):
-                # The user stopped the reply: keep what arrived, marked stopped.
-                self._save_stopped(user_message, "".join(parts), context)
-                raise
             return
 
-    def _save_stopped(self, user_message: Message, partial: str, context: ContextInfo) -> None:
-        if not partial:
-            return  # nothing to keep: the UI puts the typed text back instead
-        reply = Message(role="assistant", content=partial, model=self._model, stopped=True)
-        count = self._store.append_turn(user_message, reply)
-        self.stopped_turn = Done(message=reply, message_count=count, context=context, stopped=True)
+    async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
+        reply = Message(role="assistant", content=turn.partial, model=self._model, stopped=True)
+        count = await self._store.append_turn(turn.user_message, reply)
+        return Done(message=reply, message_count=count, context=turn.context, stopped=True)
+
+    def _warn(self, text: str) -> None:
+        if self._warn_callback is not None:
+            self._warn_callback(text)
+        else:
+            super()._warn(text)
 
     async def check(self) -> str:
         await self._client.verify_token()

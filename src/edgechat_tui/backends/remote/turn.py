@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from edgechat_tui.backends.base import TurnInProgress
 from edgechat_tui.backends.remote.errors import URL_HINT, describe_body, looks_like_html, media_type
 from edgechat_tui.backends.remote.replies import MAY_HAVE_ANSWERED, MAY_HAVE_STORED_PART, sse_events
 from edgechat_tui.core.errors import (
@@ -71,20 +72,15 @@ class ChatTurns:
 
     # --- a turn: everything about one message and its reply lives in this section -----------------
 
-    async def send(self, text: str) -> AsyncIterator[Event]:
-        with self._one_turn_at_a_time(text):
-            turn = Turn(user_message=Message(role="user", content=text))
-            deadline = self._deadline()
-            try:
-                with self._redacting():
-                    async with contextlib.aclosing(self._turn(turn, deadline)) as events:
-                        async for event in events:
-                            yield event
-            except (asyncio.CancelledError, GeneratorExit):
-                # The user stopped the reply: keep what arrived, marked stopped. The server may have
-                # stored the turn too (whole or as it was), which is its business.
-                self._keep_stopped(turn)
-                raise
+    async def _run_turn(self, progress: TurnInProgress) -> AsyncIterator[Event]:
+        # The base class (Agent.send) owns the turn's life: one at a time, and a stopped or cut-off
+        # reply kept through _save_stopped. Here: send, read, retry when it is safe.
+        turn = Turn(user_message=progress.user_message)
+        deadline = self._deadline()
+        with self._redacting():
+            async with contextlib.aclosing(self._turn(turn, deadline)) as events:
+                async for event in events:
+                    yield event
 
     async def _turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
         async def sleep(seconds: float) -> None:
@@ -205,15 +201,15 @@ class ChatTurns:
         turn.completed = True
         return Done(message=message, message_count=message_count, usage=usage)
 
-    def _keep_stopped(self, turn: Turn) -> None:
-        partial = "".join(turn.parts)
-        if turn.completed or not partial:
-            return  # done already, or nothing to keep: the UI puts the typed text back instead
+    async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
+        # The user stopped the reply (or it broke off): keep what arrived, marked stopped. The server
+        # may have stored the turn too (whole or as it was), which is its business.
         model = self._caps.model if self._caps else None
-        reply = Message(role="assistant", content=partial, model=model, stopped=True)
+        reply = Message(role="assistant", content=turn.partial, model=model, stopped=True)
         self._session_messages += 2
         count = (self._last_count or 0) + 2
-        self.stopped_turn = Done(message=reply, message_count=count, stopped=True)
+        return Done(message=reply, message_count=count, stopped=True)
+
 
 def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
     """What a transport failure means for a chat message sent to an agent (which stores turns)."""
