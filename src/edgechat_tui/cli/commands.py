@@ -103,7 +103,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     settings = load(args)
     if settings.remote_url:
         raise NotSupported("Listing profiles is not available on a remote agent.")
-    from edgechat_tui.storage.store import list_users
+    from edgechat_tui.storage import list_users
 
     summaries = list_users(settings.data_dir)
     if not summaries:
