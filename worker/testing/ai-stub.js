@@ -22,6 +22,9 @@
 //   [[not-text]]     send a piece whose `response` is an object, not text
 //   [[error-event CODE]]  send `data: {"errors":[{"code":CODE,"message":…}]}`, as the service does mid-stream
 //   [[empty-errors]] (harmless) put `"errors": []` in every event
+// A title request (its system message begins "Reply with a title") is answered
+//   Title: "<the first five words after "User: ">"
+// or fails with 3040 when the conversation's text holds [[title-error]].
 // Inner bindings: MODELS (JSON {model id: context window}); RECORD (optional service) receives each
 // request as JSON before it is answered, and may answer {"error": CODE} to make it fail with that code.
 
@@ -158,6 +161,11 @@ export default function makeAiStub(env) {
           5021,
           `The estimated number of input and maximum output tokens (${promptTokens + maxTokens}) exceeded this model context window limit (${window}).`,
         );
+      }
+      if (/^Reply with a title/.test(inputs.messages[0].content)) {
+        if (last.includes("[[title-error]]")) throw aiError(3040);
+        const head = last.replace(/^User: /, "").split(/ +/).slice(0, 5).join(" ");
+        return { response: `Title: "${head}"\nSure, that is a good title.`, usage: { prompt_tokens: promptTokens, completion_tokens: 8, total_tokens: promptTokens + 8 } };
       }
       const words = directive(last, "words");
       const text = replyText(inputs.messages, typeof words === "number" ? words : null, maxTokens);
