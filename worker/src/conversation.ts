@@ -754,7 +754,10 @@ export class Conversation extends DurableObject<Env> {
       const named = conversationId !== null ? this.store.require(conversationId) : null;
       // A cursor names its conversation (a conversationId beside it must be the same one).
       const row = before !== null ? this.store.byInternal(before.conversation) : (named ?? this.store.mostRecent());
-      const page = row === null ? { messages: [], messageCount: 0, previous: null } : this.store.historyPage(before !== null ? named : row, before, limit, maxBytes);
+      const page =
+        before === null && row === null
+          ? { messages: [], messageCount: 0, previous: null }
+          : this.store.historyPage(before !== null ? named : row, before, limit, maxBytes);
       return {
         ok: true,
         userId: this.store.owner ?? userId,
