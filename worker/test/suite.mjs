@@ -18,3 +18,4 @@ import "./identity-units.test.mjs";
 import "./body.test.mjs";
 import "./stream-end.test.mjs";
 import "./history-pages.test.mjs";
+import "./conversations.test.mjs";
