@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startAgent } from "../scripts/harness.mjs";
-import { chat, chatStream, history, post, reset } from "./helpers.mjs";
+import { api, chat, chatStream, history, post, reset } from "./helpers.mjs";
 
 const TITLE_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast";
 let agent;
@@ -24,22 +24,6 @@ before(async () => {
 after(async () => {
   await agent?.dispose();
 });
-
-/** One request; returns { status, body }. */
-export async function api(target, method, path, body, headers = {}) {
-  const res =
-    method === "GET"
-      ? await target.fetch(path, { headers })
-      : await post(target, path, body ?? {}, headers);
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed, headers: res.headers };
-}
 
 const q = (userId) => `userId=${encodeURIComponent(userId)}`;
 const list = (target, userId, extra = "") => api(target, "GET", `/api/conversations?${q(userId)}${extra}`);

@@ -19,3 +19,4 @@ import "./body.test.mjs";
 import "./stream-end.test.mjs";
 import "./history-pages.test.mjs";
 import "./conversations.test.mjs";
+import "./search.test.mjs";
