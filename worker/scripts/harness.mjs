@@ -23,10 +23,11 @@ export const STUB_MODELS = {
  *   record: a function receiving each model request ({model, inputs, options}) before the stub
  *     answers it; the stub waits for the promise it returns, and fails the call with a Workers AI
  *     error when it resolves to {error: <code>};
- *   rebuild: bundle even when dist/ is newer than the sources.
+ *   rebuild: bundle even when dist/ is newer than the sources;
+ *   scriptPath: another bundle of the Worker (the migration test runs an older version first).
  * Returns { mf, url, fetch, dispose }; `fetch(path, init)` dispatches to the Worker.
  */
-export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false } = {}) {
+export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false, scriptPath = BUNDLE } = {}) {
   if (rebuild || buildIsStale()) await buildWorker();
   const options = JSON.parse(readFileSync(OPTIONS, "utf8"));
   if (options.aiBinding === null) throw new Error("wrangler.jsonc declares no ai binding");
@@ -53,7 +54,7 @@ export async function startAgent({ token, vars = {}, persist, host, port, record
       {
         name: "edgechat-agent",
         modules: true,
-        scriptPath: BUNDLE,
+        scriptPath,
         compatibilityDate: options.compatibilityDate,
         compatibilityFlags: options.compatibilityFlags,
         bindings,

@@ -20,3 +20,4 @@ import "./stream-end.test.mjs";
 import "./history-pages.test.mjs";
 import "./conversations.test.mjs";
 import "./search.test.mjs";
+import "./migration.test.mjs";
