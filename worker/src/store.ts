@@ -78,7 +78,7 @@ CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (conversation_id, pare
 
 const FTS_TABLE =
   "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(content, content='messages', content_rowid='seq', " +
-  "tokenize='unicode61 remove_diacritics 2')";
+  "tokenize='unicode61 remove_diacritics 2', prefix='2 3')";
 
 /** A conversation's row, as the store uses it. */
 export interface ConversationRow {
