@@ -481,3 +481,56 @@ describe("a big conversation", () => {
     assert.equal(stray.status, 400);
   });
 });
+
+describe("limits and identity on the library's routes", () => {
+  it("regenerate and edit are turns: counted against USER_TURNS_PER_MINUTE", async () => {
+    const limited = await startAgent({ vars: { USER_TURNS_PER_MINUTE: "3" } });
+    try {
+      const user = "hasty";
+      const { body } = await say(limited, user, "one");
+      const id = body.conversationId;
+      assert.equal((await act(limited, user, id, "regenerate")).status, 200);
+      assert.equal((await act(limited, user, id, "edit", { message: "two" })).status, 200);
+      for (const [action, extra] of [["regenerate", {}], ["edit", { message: "three" }]]) {
+        const refused = await act(limited, user, id, action, extra);
+        assert.equal(refused.status, 429, action);
+        assert.equal(refused.body.code, "quota_exceeded", action);
+        assert.equal(refused.body.limit, "turns_per_minute", action);
+      }
+      // A turn that does not apply is refused as such (409) before it is counted.
+      assert.equal((await act(limited, user, id, "continue")).status, 409);
+      // Reading and organising are not turns.
+      assert.equal((await list(limited, user)).status, 200);
+      assert.equal((await act(limited, user, id, "rename", { title: "still fine" })).status, 200);
+      assert.equal((await api(limited, "GET", `/api/search?${q(user)}&q=one`)).status, 200);
+    } finally {
+      await limited.dispose();
+    }
+  });
+
+  it("in user-tokens mode the routes act for the token's user without a userId, and refuse another's", async () => {
+    const { SIGNING_KEY, bearer, userToken } = await import("./identity-helpers.mjs");
+    const secured = await startAgent({ vars: { EDGECHAT_SIGNING_KEY: SIGNING_KEY } });
+    try {
+      const alice = bearer(await userToken("alice"));
+      const created = await api(secured, "POST", "/api/conversations", { title: "Alice's" }, alice);
+      assert.equal(created.status, 200);
+      const id = created.body.conversation.id;
+      const said = await api(secured, "POST", "/api/chat", { message: "hi", conversationId: id }, alice);
+      assert.equal(said.body.conversationId, id);
+      const listed = await api(secured, "GET", "/api/conversations", undefined, alice);
+      assert.equal(listed.body.userId, "alice");
+      assert.deepEqual(listed.body.conversations.map((c) => c.id), [id]);
+      assert.equal((await api(secured, "GET", "/api/search?q=hi", undefined, alice)).body.results.length, 2);
+      assert.equal((await api(secured, "POST", `/api/conversations/${id}/regenerate`, {}, alice)).status, 200);
+      assert.equal((await api(secured, "GET", "/api/conversations?userId=bob", undefined, alice)).status, 403);
+      assert.equal((await api(secured, "POST", `/api/conversations/${id}/archive`, { userId: "bob" }, alice)).status, 403);
+      assert.equal((await api(secured, "GET", "/api/search?q=hi")).status, 401);
+      // Bob's object has no conversation of that id.
+      const bob = bearer(await userToken("bob"));
+      assert.equal((await api(secured, "GET", `/api/conversations/${id}`, undefined, bob)).body.code, "conversation_not_found");
+    } finally {
+      await secured.dispose();
+    }
+  });
+});
