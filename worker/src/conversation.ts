@@ -270,7 +270,7 @@ export class Conversation extends DurableObject<Env> {
    * What a repeated idempotency key stands for: the outcome of the turn running or stored under it,
    * a refusal when the key came with another message, or null when the key is new (or forgotten).
    */
-  private repeatOf(key: string, message: string): Promise<ChatReply | Failure> | Failure | null {
+  private repeatOf(key: string, message: string, kind: TurnRequest["kind"] = "chat"): Promise<ChatReply | Failure> | Failure | null {
     const running = this.pendingKeys.get(key);
     if (running) {
       if (running.asked !== message) return keyReused();
@@ -279,7 +279,11 @@ export class Conversation extends DurableObject<Env> {
     const stored = this.ledger.findTurn(key, Date.now());
     if (stored === null) return null;
     if (stored.asked !== message) return keyReused();
-    return Promise.resolve(replayOf(stored, this.store.byInternal(stored.conversation)?.id));
+    const reply = replayOf(stored, this.store.byInternal(stored.conversation)?.id);
+    // As the first answer had it: a regenerated reply stored no question, a continued one is the same message.
+    if (kind === "regenerate") reply.userMessageId = null;
+    if (kind === "continue") delete reply.userMessageId;
+    return Promise.resolve(reply);
   }
 
   /**
@@ -538,7 +542,7 @@ export class Conversation extends DurableObject<Env> {
     const fingerprint = fingerprintOf(request);
     const key = options.idempotencyKey;
     if (key) {
-      const repeat = this.repeatOf(key, fingerprint);
+      const repeat = this.repeatOf(key, fingerprint, request.kind);
       if (repeat) return repeat;
     }
     const settleKey = this.beginKey(key, fingerprint);
@@ -577,7 +581,7 @@ export class Conversation extends DurableObject<Env> {
     const fingerprint = fingerprintOf(request);
     const key = options.idempotencyKey;
     if (key) {
-      const repeat = this.repeatOf(key, fingerprint);
+      const repeat = this.repeatOf(key, fingerprint, request.kind);
       if (repeat instanceof Promise) return this.replayStream(repeat);
       if (repeat) return repeat;
     }

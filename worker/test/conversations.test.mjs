@@ -280,6 +280,7 @@ describe("branches", () => {
     const again = await act(agent, user, id, "regenerate", {}, { "Idempotency-Key": "regen-1" });
     assert.equal(again.body.replayed, true);
     assert.equal(again.body.messageId, done.messageId);
+    assert.equal(again.body.userMessageId, null);
     assert.equal((await branch(agent, user, id)).body.messages.at(-1).siblings.length, 2, "one regeneration, not two");
     // The same key for another request is refused.
     const reused = await act(agent, user, id, "edit", { message: "another" }, { "Idempotency-Key": "regen-1" });
