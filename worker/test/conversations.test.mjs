@@ -10,14 +10,16 @@ import { api, chat, chatStream, history, post, reset } from "./helpers.mjs";
 const TITLE_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast";
 let agent;
 const requests = [];
-/** A test may hold the title calls here until it has looked. */
+/** A test may hold the title calls (or the chat calls) here until it has looked. */
 let titleGate = null;
+let chatGate = null;
 before(async () => {
   agent = await startAgent({
     vars: { AUTO_TITLES: "on" },
     record: async (r) => {
       requests.push(r);
       if (r.model === TITLE_MODEL && titleGate) await titleGate;
+      if (r.model !== TITLE_MODEL && chatGate) await chatGate.held(r);
     },
   });
 });
@@ -297,6 +299,53 @@ describe("branches", () => {
   });
 });
 
+describe("a conversation changed while its turn runs", () => {
+  /** Holds the next chat model call; resolves `reached` when it arrives. */
+  function holdNext() {
+    let reached;
+    let release;
+    const arrived = new Promise((resolve) => {
+      reached = resolve;
+    });
+    const open = new Promise((resolve) => {
+      release = resolve;
+    });
+    chatGate = {
+      held: async () => {
+        reached();
+        await open;
+      },
+    };
+    return { arrived, release: () => { chatGate = null; release(); } };
+  }
+
+  it("a reply lands in a conversation moved to the trash meanwhile, and fails in one purged meanwhile", async () => {
+    const user = "meanwhile";
+    const id = (await say(agent, user, "first")).body.conversationId;
+    let gate = holdNext();
+    const pending = say(agent, user, "second", id);
+    await gate.arrived;
+    assert.equal((await act(agent, user, id, "rename", { title: "renamed during the turn" })).status, 200, "not held by the turn");
+    await act(agent, user, id, "delete");
+    gate.release();
+    const kept = await pending;
+    assert.equal(kept.status, 200);
+    assert.equal(kept.body.messageCount, 4);
+    await act(agent, user, id, "restore");
+    assert.equal((await branch(agent, user, id)).body.messageCount, 4);
+
+    gate = holdNext();
+    const doomed = say(agent, user, "third", id);
+    await gate.arrived;
+    await act(agent, user, id, "delete");
+    await act(agent, user, id, "delete", { purge: true });
+    gate.release();
+    const lost = await doomed;
+    assert.equal(lost.status, 404);
+    assert.equal(lost.body.code, "conversation_not_found");
+  });
+});
+
 describe("continue", () => {
   it("goes on with a reply cut at max_tokens, appending to it; the model sees the cut reply", async () => {
     const cut = await startAgent({ vars: { MAX_TOKENS: "16" }, record: (r) => requests.push(r) });
@@ -322,6 +371,17 @@ describe("continue", () => {
       shown = await branch(cut, user, id);
       assert.equal(shown.body.messages.length, 2);
       assert.equal(shown.body.messages[1].content, more.body.message);
+      // Streamed: the deltas carry only the added text; done has the whole reply.
+      const again = await say(cut, user, "another long one [[words 40]]", id);
+      const res = await post(cut, `/api/conversations/${id}/continue`, { userId: user }, { Accept: "text/event-stream" });
+      const events = (await res.text()).split("\n\n").filter((b) => b.includes("data:"));
+      const parsed = events.map((b) => ({ event: /event: (\w+)/.exec(b)[1], data: JSON.parse(/data: (.*)/.exec(b)[1]) }));
+      const done = parsed.at(-1).data;
+      const added = parsed.filter((e) => e.event === "delta").map((e) => e.data.text).join("");
+      assert.equal(parsed.at(-1).event, "done");
+      assert.equal(added, done.appended);
+      assert.equal(done.message, again.body.message + added);
+      assert.equal(done.messageId, again.body.messageId);
       // A reply that was not cut has nothing to continue.
       await say(cut, user, "short [[words 3]]", id);
       const refused = await act(cut, user, id, "continue");
@@ -329,7 +389,7 @@ describe("continue", () => {
       assert.equal(refused.body.code, "conflict");
       // The grown reply is found by its new words (the stub quotes the continue prompt: "previous").
       const found = await api(cut, "GET", `/api/search?${q(user)}&q=previous`);
-      assert.deepEqual(found.body.results.map((r) => r.messageId), [first.body.messageId]);
+      assert.deepEqual(found.body.results.map((r) => r.messageId), [again.body.messageId, first.body.messageId]);
     } finally {
       await cut.dispose();
     }
