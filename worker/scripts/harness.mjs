@@ -16,20 +16,24 @@ export const STUB_MODELS = {
 
 /**
  * Starts the agent. Options:
- *   token: sets the EDGECHAT_TOKEN secret; vars: extra or overriding vars;
+ *   token: sets the EDGECHAT_TOKEN secret; vars: extra or overriding vars (AUTO_TITLES is "off"
+ *     unless a test sets it);
  *   persist: a directory for Durable Object storage (default: in memory);
  *   host, port: listen on a socket (default: no socket; use `fetch` below);
  *   record: a function receiving each model request ({model, inputs, options}) before the stub
  *     answers it; the stub waits for the promise it returns, and fails the call with a Workers AI
  *     error when it resolves to {error: <code>};
- *   rebuild: bundle even when dist/ is newer than the sources.
+ *   rebuild: bundle even when dist/ is newer than the sources;
+ *   scriptPath: another bundle of the Worker (the migration test runs an older version first).
  * Returns { mf, url, fetch, dispose }; `fetch(path, init)` dispatches to the Worker.
  */
-export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false } = {}) {
+export async function startAgent({ token, vars = {}, persist, host, port, record, rebuild = false, scriptPath = BUNDLE } = {}) {
   if (rebuild || buildIsStale()) await buildWorker();
   const options = JSON.parse(readFileSync(OPTIONS, "utf8"));
   if (options.aiBinding === null) throw new Error("wrangler.jsonc declares no ai binding");
-  const bindings = { ...options.bindings, ...vars };
+  // Titles made by a model call after a first reply would add model calls (and tokens) to every
+  // test that counts them: they are off unless a test turns them on (conversations.test.mjs does).
+  const bindings = { AUTO_TITLES: "off", ...options.bindings, ...vars };
   if (token !== undefined) bindings.EDGECHAT_TOKEN = token;
 
   const stubBindings = {};
@@ -50,7 +54,7 @@ export async function startAgent({ token, vars = {}, persist, host, port, record
       {
         name: "edgechat-agent",
         modules: true,
-        scriptPath: BUNDLE,
+        scriptPath,
         compatibilityDate: options.compatibilityDate,
         compatibilityFlags: options.compatibilityFlags,
         bindings,

@@ -27,6 +27,11 @@ export interface Env extends IdentityVars {
   MAX_QUEUED_TURNS?: string | number;
   EDGECHAT_TOKEN?: string;
   BASE_PATH?: string;
+  /** The conversation library: titles by a small model (off: the first words), its model, the trash, the search engine. */
+  AUTO_TITLES?: string;
+  TITLE_MODEL?: string;
+  TRASH_DAYS?: string | number;
+  SEARCH_ENGINE?: string;
 }
 
 export const DEFAULT_MODEL: string = shared.defaults.model;

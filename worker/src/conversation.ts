@@ -12,6 +12,7 @@ import { readLimits } from "./limits";
 import {
   isContextError,
   mapModelError,
+  readResult,
   readStreamData,
   runModel,
   sseData,
@@ -20,7 +21,16 @@ import {
   withTimeout,
   type Usage,
 } from "./model";
-import { ConversationStore, type Cursor, type StoredMessage } from "./store";
+import { sanitizeTitle, titleFromModel, titleFromWords } from "./library";
+import {
+  ConversationStore,
+  type ConversationInfo,
+  type ConversationRow,
+  type Cursor,
+  type MessageRow,
+  type SearchHit,
+  type WireMessage,
+} from "./store";
 import { TurnQueue } from "./turnqueue";
 
 export interface ChatReply {
@@ -28,6 +38,14 @@ export interface ChatReply {
   message: string;
   messageCount: number;
   usage?: Usage;
+  /** The conversation the turn went to, the reply's message id and the user message's (when one was stored). */
+  conversationId?: string;
+  messageId?: number;
+  userMessageId?: number | null;
+  /** The reply reached max_tokens (`continue` goes on with it). */
+  truncated?: boolean;
+  /** `continue`: the text added to the reply (`message` is the whole reply). */
+  appended?: string;
   /** Set when this answers a repeated Idempotency-Key: the turn stored for it, not a new one. */
   replayed?: boolean;
   /** Set on a replayed turn whose reply was stopped (its client left mid-stream). */
@@ -39,6 +57,17 @@ export interface ChatStream {
   /** Names the turn for `stopTurn`, which the Worker calls when its client hangs up. */
   turnId: string;
   replayed?: boolean;
+}
+/** What a turn asks for (docs/protocol.md, `conversations`). */
+export interface TurnRequest {
+  /** chat: a new message at the end of the branch; edit: a new sibling of a user message, and its reply;
+   * regenerate: a new sibling of a reply; continue: more of a reply cut at max_tokens. */
+  kind: "chat" | "edit" | "regenerate" | "continue";
+  message?: string;
+  /** Required for all but chat, which defaults to the most recent conversation. */
+  conversationId?: string;
+  /** edit: the user message to replace (default: the branch's last); regenerate: the reply (default: the leaf). */
+  messageId?: number;
 }
 export interface TurnOptions {
   /** The client's Idempotency-Key: a repeat returns the turn stored (or running) under it. */
@@ -58,8 +87,10 @@ export interface Failure {
 export interface HistoryAnswer {
   ok: true;
   userId: string;
+  conversationId: string | null;
+  title: string | null;
   messageCount: number;
-  messages: StoredMessage[];
+  messages: WireMessage[];
   /** The cursor of the page before this one, or null (docs/protocol.md, `history-pages`). */
   previous: string | null;
 }
@@ -67,6 +98,74 @@ export interface ResetAnswer {
   ok: true;
   messageCount: number;
   archived: string | null;
+  conversationId: string;
+}
+export interface ConversationAnswer {
+  ok: true;
+  conversation: ConversationInfo;
+}
+export interface ListAnswer {
+  ok: true;
+  conversations: ConversationInfo[];
+  current: string | null;
+}
+export interface SearchAnswer {
+  ok: true;
+  results: SearchHit[];
+  engine: "fts5" | "like";
+}
+
+/** What a turn was planned as, once its conversation and place in the tree are known. */
+interface TurnPlan {
+  conversation: ConversationRow;
+  /** The parent of the new user message (chat, edit) or of the new reply (regenerate). */
+  parent: MessageRow | null;
+  /** The user message to store, when the turn stores one. */
+  userMessage: string | null;
+  /** continue: the reply that grows. */
+  extend: MessageRow | null;
+  /** The stored context (newest first) and the message the model answers. */
+  context: () => Iterable<ChatMessage>;
+  incoming: ChatMessage;
+}
+
+/** The message a `continue` sends after the cut reply (it is not stored). */
+export const CONTINUE_PROMPT =
+  "Continue your previous reply exactly where it stopped, without repeating anything or adding a preamble.";
+/** The default model for titles: small, fast and cheap. */
+export const DEFAULT_TITLE_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast";
+const TITLE_PROMPT =
+  "Reply with a title for this conversation: at most six words, on one line, in the conversation's language, " +
+  "no quotes, no trailing full stop. Reply with the title only.";
+const TITLE_MAX_TOKENS = 24;
+const TITLE_TIMEOUT_MS = 20_000;
+/** Days a deleted conversation stays in the trash (TRASH_DAYS). */
+export const DEFAULT_TRASH_DAYS = 30;
+
+export interface LibrarySettings {
+  autoTitles: boolean;
+  titleModel: string;
+  trashDays: number;
+}
+
+export function readLibrarySettings(env: Env): LibrarySettings {
+  const off = /^(off|false|0|no)$/i.test(String(env.AUTO_TITLES ?? "").trim());
+  const days = Number(String(env.TRASH_DAYS ?? "").trim() || DEFAULT_TRASH_DAYS);
+  return {
+    autoTitles: !off,
+    titleModel: env.TITLE_MODEL?.trim() || DEFAULT_TITLE_MODEL,
+    trashDays: Number.isFinite(days) && days >= 0 && days <= 3650 ? days : DEFAULT_TRASH_DAYS,
+  };
+}
+
+/** What a repeat of an Idempotency-Key must match: the message for a plain chat (as before), else the whole request. */
+export function fingerprintOf(request: TurnRequest): string {
+  if (request.kind === "chat" && request.conversationId === undefined) return request.message ?? "";
+  return JSON.stringify([request.kind, request.conversationId ?? null, request.message ?? null, request.messageId ?? null]);
+}
+
+function conflict(message: string, details?: string): ApiError {
+  return new ApiError("conflict", message, details);
 }
 
 /** How often a stream that is waiting on the model sends a comment, so proxies do not time it out. */
@@ -93,13 +192,21 @@ function failure(err: unknown): Failure {
 function doneData(reply: ChatReply): Record<string, unknown> {
   const done: Record<string, unknown> = { message: reply.message, messageCount: reply.messageCount };
   if (reply.usage) done.usage = reply.usage;
+  if (reply.conversationId !== undefined) done.conversationId = reply.conversationId;
+  if (reply.messageId !== undefined) done.messageId = reply.messageId;
+  if (reply.userMessageId !== undefined) done.userMessageId = reply.userMessageId;
+  if (reply.truncated !== undefined) done.truncated = reply.truncated;
+  if (reply.appended !== undefined) done.appended = reply.appended;
   if (reply.replayed) done.replayed = true;
   if (reply.stopped) done.stopped = true;
   return done;
 }
 
-function replayOf(turn: RememberedTurn): ChatReply {
+function replayOf(turn: RememberedTurn, conversationId: string | undefined): ChatReply {
   const reply: ChatReply = { ok: true, message: turn.message, messageCount: turn.messageCount, replayed: true };
+  if (conversationId !== undefined) reply.conversationId = conversationId;
+  reply.messageId = turn.assistantSeq;
+  reply.userMessageId = turn.userSeq;
   if (turn.usage) reply.usage = turn.usage;
   if (turn.stopped) reply.stopped = true;
   return reply;
@@ -134,7 +241,7 @@ export class Conversation extends DurableObject<Env> {
     super(ctx, env);
     // Synchronous SQL: the schema and the current conversation are ready before the first request
     // (the seed loaded its state asynchronously without blocking, defect 1).
-    this.store = new ConversationStore(ctx.storage);
+    this.store = new ConversationStore(ctx.storage, String(env.SEARCH_ENGINE ?? "").trim().toLowerCase() === "like");
     this.ledger = new UserLedger(ctx.storage);
   }
 
@@ -163,7 +270,7 @@ export class Conversation extends DurableObject<Env> {
    * What a repeated idempotency key stands for: the outcome of the turn running or stored under it,
    * a refusal when the key came with another message, or null when the key is new (or forgotten).
    */
-  private repeatOf(key: string, message: string): Promise<ChatReply | Failure> | Failure | null {
+  private repeatOf(key: string, message: string, kind: TurnRequest["kind"] = "chat"): Promise<ChatReply | Failure> | Failure | null {
     const running = this.pendingKeys.get(key);
     if (running) {
       if (running.asked !== message) return keyReused();
@@ -172,7 +279,11 @@ export class Conversation extends DurableObject<Env> {
     const stored = this.ledger.findTurn(key, Date.now());
     if (stored === null) return null;
     if (stored.asked !== message) return keyReused();
-    return Promise.resolve(replayOf(stored));
+    const reply = replayOf(stored, this.store.byInternal(stored.conversation)?.id);
+    // As the first answer had it: a regenerated reply stored no question, a continued one is the same message.
+    if (kind === "regenerate") reply.userMessageId = null;
+    if (kind === "continue") delete reply.userMessageId;
+    return Promise.resolve(reply);
   }
 
   /**
@@ -226,14 +337,215 @@ export class Conversation extends DurableObject<Env> {
     return { ok: true, stream, turnId: crypto.randomUUID(), replayed: true };
   }
 
+  /**
+   * Where a turn goes, decided once it holds the user's queue (so nothing moves under it): the
+   * conversation, the parent of what it will store, and the context the model sees (the branch only).
+   * Throws the 4xx a client can act on: an unknown conversation or message, or a turn that does not
+   * apply (an archived conversation, nothing to regenerate or continue).
+   */
+  private plan(request: TurnRequest): TurnPlan {
+    const store = this.store;
+    let conversation: ConversationRow;
+    if (request.conversationId === undefined) {
+      conversation = store.mostRecent() ?? store.create();
+    } else {
+      conversation = store.require(request.conversationId);
+    }
+    if (conversation.archived) {
+      throw conflict("This conversation is archived.", `restore ${conversation.id} before adding to it`);
+    }
+    const leaf = conversation.leaf === null ? null : store.message(conversation.leaf);
+    switch (request.kind) {
+      case "chat": {
+        const message = request.message!;
+        return {
+          conversation,
+          parent: leaf,
+          userMessage: message,
+          extend: null,
+          context: () => store.contextFrom(leaf?.seq ?? null),
+          incoming: { role: "user", content: message },
+        };
+      }
+      case "edit": {
+        let target: MessageRow | undefined;
+        if (request.messageId !== undefined) {
+          target = store.requireMessage(conversation, request.messageId);
+          if (target.role !== "user") {
+            throw new ApiError("bad_request", "Only a user message can be edited.", `message ${target.seq} is the assistant's`);
+          }
+        } else {
+          for (const m of store.branchFrom(leaf?.seq ?? null)) {
+            if (m.role === "user") {
+              target = m;
+              break;
+            }
+          }
+          if (!target) throw conflict("There is no message to edit.", `${conversation.id} has no user message`);
+        }
+        const parent = target.parent === null ? null : store.message(target.parent);
+        const message = request.message!;
+        return {
+          conversation,
+          parent,
+          userMessage: message,
+          extend: null,
+          context: () => store.contextFrom(parent?.seq ?? null),
+          incoming: { role: "user", content: message },
+        };
+      }
+      case "regenerate": {
+        let reply: MessageRow | null = leaf;
+        if (request.messageId !== undefined) {
+          reply = store.requireMessage(conversation, request.messageId);
+          if (reply.role !== "assistant") {
+            throw new ApiError("bad_request", "Only a reply can be regenerated.", `message ${reply.seq} is the user's`);
+          }
+        }
+        const question = reply === null ? null : reply.role === "user" ? reply : reply.parent === null ? null : store.message(reply.parent);
+        if (question === null || question.role !== "user") {
+          throw conflict("There is no reply to regenerate.", `${conversation.id} has no exchange yet`);
+        }
+        return {
+          conversation,
+          parent: question,
+          userMessage: null,
+          extend: null,
+          context: () => store.contextFrom(question.parent),
+          incoming: { role: "user", content: question.content },
+        };
+      }
+      case "continue": {
+        if (leaf === null || leaf.role !== "assistant" || !(leaf.truncated || leaf.stopped)) {
+          throw conflict(
+            "There is no cut reply to continue.",
+            "continue goes on with the current branch's last reply when it stopped at max_tokens or was stopped",
+          );
+        }
+        return {
+          conversation,
+          parent: leaf.parent === null ? null : store.message(leaf.parent),
+          userMessage: null,
+          extend: leaf,
+          context: () => store.contextFrom(leaf.seq),
+          incoming: { role: "user", content: CONTINUE_PROMPT },
+        };
+      }
+    }
+  }
+
+  /**
+   * Stores a turn the model answered, in one transaction with its charge and its idempotency key, and
+   * makes its reply the conversation's current leaf. A conversation purged meanwhile fails the turn.
+   */
+  private commit(
+    plan: TurnPlan,
+    turn: { text: string; usage?: Usage; stopped: boolean; received: string; sent: number },
+    key: string | undefined,
+    fingerprint: string,
+  ): ChatReply {
+    const settings = readSettings(this.env);
+    const { limits } = readLimits(this.env);
+    const truncated = turn.usage?.completion_tokens !== undefined && turn.usage.completion_tokens >= settings.maxTokens;
+    const now = Date.now();
+    const time = new Date(now).toISOString();
+    let firstReply = false;
+    const reply = this.ctx.storage.transactionSync((): ChatReply => {
+      const conversation = this.store.byInternal(plan.conversation.internal);
+      if (!conversation) throw new ApiError("conversation_not_found", "The conversation was deleted during the turn.", plan.conversation.id);
+      let assistant: MessageRow;
+      let userMessageId: number | null | undefined;
+      let messageCount: number;
+      let message: string;
+      if (plan.extend) {
+        assistant = this.store.extendReply(conversation, plan.extend, turn.text, truncated, turn.stopped, time);
+        messageCount = assistant.depth;
+        message = assistant.content;
+      } else {
+        const stored = this.store.appendTurn(
+          conversation,
+          plan.parent,
+          plan.userMessage === null ? null : { role: "user", content: plan.userMessage, time: turn.received },
+          { role: "assistant", content: turn.text, time, stopped: turn.stopped },
+          truncated,
+        );
+        assistant = stored.assistant;
+        userMessageId = stored.user?.seq ?? null;
+        messageCount = stored.messageCount;
+        message = turn.text;
+        if (conversation.titleSource === null) {
+          // The first reply: a title from the first words at once, and the model's later.
+          const first = this.store.firstExchange(conversation);
+          this.store.setTitle(conversation, titleFromWords(first?.user ?? plan.userMessage ?? ""), "words");
+          firstReply = true;
+        }
+      }
+      this.ledger.charge(now, tokensOf(turn.usage, turn.sent, turn.text));
+      if (key) this.ledger.rememberTurn(key, now, messageCount, turn.usage, limits.idempotencyKeys, assistant.seq, fingerprint);
+      const answer: ChatReply = {
+        ok: true,
+        message,
+        messageCount,
+        conversationId: conversation.id,
+        messageId: assistant.seq,
+        truncated,
+      };
+      if (userMessageId !== undefined) answer.userMessageId = userMessageId;
+      if (plan.extend) answer.appended = turn.text;
+      if (turn.usage) answer.usage = turn.usage;
+      return answer;
+    });
+    if (firstReply && readLibrarySettings(this.env).autoTitles) {
+      // Not awaited: the answer goes out now; the title follows when the small model has made it.
+      this.ctx.waitUntil(this.makeTitle(plan.conversation.internal));
+    }
+    return reply;
+  }
+
+  /**
+   * Asks the small model for a conversation's title after its first reply. Its tokens count against
+   * the user's daily tokens (not as a turn); it is skipped when that limit is reached, and a failure
+   * keeps the first-words title. A title the user set meanwhile is never replaced.
+   */
+  private async makeTitle(internal: number): Promise<void> {
+    try {
+      const library = readLibrarySettings(this.env);
+      const { limits } = readLimits(this.env);
+      const row = this.store.byInternal(internal);
+      const first = row && this.store.firstExchange(row);
+      if (!row || !first || row.titleSource === "user") return;
+      if (limits.dailyTokens !== null && this.ledger.tokensUsed(Date.now()) >= limits.dailyTokens) return;
+      const clip = (text: string): string => (text.length > 1500 ? `${text.slice(0, 1500)}…` : text);
+      const messages: ChatMessage[] = [
+        { role: "system", content: TITLE_PROMPT },
+        { role: "user", content: `User: ${clip(first.user)}\n\nAssistant: ${clip(first.assistant)}` },
+      ];
+      const result = await withTimeout(
+        this.env.AI.run(library.titleModel, { messages, max_tokens: TITLE_MAX_TOKENS, temperature: 0.2 }),
+        TITLE_TIMEOUT_MS,
+        "no title in time",
+      );
+      const reply = readResult(result);
+      if (!reply) return;
+      this.ledger.charge(Date.now(), tokensOf(reply.usage, inputEstimate(messages), reply.text));
+      const title = titleFromModel(reply.text);
+      const now = this.store.byInternal(internal);
+      if (title !== "" && now && now.titleSource !== "user") this.store.setTitle(now, title, "model");
+    } catch (err) {
+      console.warn("title not made:", err instanceof Error ? err.message : String(err));
+    }
+  }
+
   /** One turn, answered whole. Nothing is stored unless the model answers. */
-  async chat(userId: string, message: string, options: TurnOptions = {}): Promise<ChatReply | Failure> {
+  async chat(userId: string, message: string | TurnRequest, options: TurnOptions = {}): Promise<ChatReply | Failure> {
+    const request: TurnRequest = typeof message === "string" ? { kind: "chat", message } : message;
+    const fingerprint = fingerprintOf(request);
     const key = options.idempotencyKey;
     if (key) {
-      const repeat = this.repeatOf(key, message);
+      const repeat = this.repeatOf(key, fingerprint, request.kind);
       if (repeat) return repeat;
     }
-    const settleKey = this.beginKey(key, message);
+    const settleKey = this.beginKey(key, fingerprint);
     const received = new Date().toISOString();
     let release: (() => void) | undefined;
     let answer: ChatReply | Failure;
@@ -241,25 +553,15 @@ export class Conversation extends DurableObject<Env> {
       const settings = readSettings(this.env);
       const { limits } = readLimits(this.env);
       release = await this.turns.acquire(settings.maxQueuedTurns);
-      this.ledger.admitTurn(limits, Date.now());
       this.store.rememberOwner(userId);
+      const plan = this.plan(request);
+      this.ledger.admitTurn(limits, Date.now());
       let sent = 0;
-      const reply = await this.withContextRetry(settings, message, (messages) => {
+      const reply = await this.withContextRetry(settings, plan, (messages) => {
         sent = inputEstimate(messages);
         return runModel(this.env.AI, settings, messages);
       });
-      const now = Date.now();
-      const messageCount = this.ctx.storage.transactionSync(() => {
-        const count = this.store.appendTurn(
-          { role: "user", content: message, time: received },
-          { role: "assistant", content: reply.text, time: new Date(now).toISOString() },
-        );
-        this.ledger.charge(now, tokensOf(reply.usage, sent, reply.text));
-        if (key) this.ledger.rememberTurn(key, now, count, reply.usage, limits.idempotencyKeys);
-        return count;
-      });
-      answer = { ok: true, message: reply.text, messageCount };
-      if (reply.usage) answer.usage = reply.usage;
+      answer = this.commit(plan, { text: reply.text, usage: reply.usage, stopped: false, received, sent }, key, fingerprint);
     } catch (err) {
       answer = failure(err);
     } finally {
@@ -274,26 +576,30 @@ export class Conversation extends DurableObject<Env> {
    * starts answering come back as a Failure, so the Worker can still answer with a status code; later
    * ones become an `error` event. The turn holds this user's queue until its stream ends.
    */
-  async chatStream(userId: string, message: string, options: TurnOptions = {}): Promise<ChatStream | Failure> {
+  async chatStream(userId: string, message: string | TurnRequest, options: TurnOptions = {}): Promise<ChatStream | Failure> {
+    const request: TurnRequest = typeof message === "string" ? { kind: "chat", message } : message;
+    const fingerprint = fingerprintOf(request);
     const key = options.idempotencyKey;
     if (key) {
-      const repeat = this.repeatOf(key, message);
+      const repeat = this.repeatOf(key, fingerprint, request.kind);
       if (repeat instanceof Promise) return this.replayStream(repeat);
       if (repeat) return repeat;
     }
-    const settleKey = this.beginKey(key, message);
+    const settleKey = this.beginKey(key, fingerprint);
     const received = new Date().toISOString();
     let release: (() => void) | undefined;
     let settings: Settings;
     let modelStream: ReadableStream<Uint8Array>;
     let sent = 0;
+    let plan: TurnPlan;
     const { limits } = readLimits(this.env);
     try {
       settings = readSettings(this.env);
       release = await this.turns.acquire(settings.maxQueuedTurns);
-      this.ledger.admitTurn(limits, Date.now());
       this.store.rememberOwner(userId);
-      modelStream = await this.withContextRetry(settings, message, (messages) => {
+      plan = this.plan(request);
+      this.ledger.admitTurn(limits, Date.now());
+      modelStream = await this.withContextRetry(settings, plan, (messages) => {
         sent = inputEstimate(messages);
         return streamModel(this.env.AI, settings, messages);
       });
@@ -303,9 +609,8 @@ export class Conversation extends DurableObject<Env> {
       settleKey?.(refused);
       return refused;
     }
-    const store = this.store;
     const ledger = this.ledger;
-    const storage = this.ctx.storage;
+    const commit = this.commit.bind(this);
     const liveStreams = this.liveStreams;
     const turnId = crypto.randomUUID();
     const endTurn = (): void => {
@@ -336,18 +641,8 @@ export class Conversation extends DurableObject<Env> {
           if (text === "" || Date.now() - lastWrite >= KEEP_ALIVE_MS) probe();
         }, PROBE_MS);
         let usage: Usage | undefined;
-        const storeTurn = (stopped: boolean): number => {
-          const now = Date.now();
-          return storage.transactionSync(() => {
-            const count = store.appendTurn(
-              { role: "user", content: message, time: received },
-              { role: "assistant", content: text, time: new Date(now).toISOString(), stopped },
-            );
-            ledger.charge(now, tokensOf(usage, sent, text));
-            if (key) ledger.rememberTurn(key, now, count, usage, limits.idempotencyKeys);
-            return count;
-          });
-        };
+        const storeTurn = (stopped: boolean): ChatReply =>
+          commit(plan, { text, usage, stopped, received, sent }, key, fingerprint);
         let outcome: ChatReply | Failure | undefined;
         const pump = async (): Promise<void> => {
           let failed: ErrorBody | null = null;
@@ -406,9 +701,7 @@ export class Conversation extends DurableObject<Env> {
               );
             } else {
               // The client left before the end: keep what it saw, marked stopped, as the protocol allows.
-              const messageCount = storeTurn(cancelled);
-              const reply: ChatReply = { ok: true, message: text, messageCount };
-              if (usage) reply.usage = usage;
+              const reply = storeTurn(cancelled);
               if (cancelled) reply.stopped = true;
               outcome = reply;
               send(sseEvent("done", doneData({ ...reply, stopped: false })));
@@ -450,21 +743,30 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /**
-   * A page of the conversation, oldest first, without the system prompt: the newest messages of the
-   * current conversation, or those before the cursor `before`; at most `limit` of them and at most
-   * `maxBytes` of JSON.
+   * A page of a conversation's current branch, oldest first, without the system prompt: the newest
+   * messages of `conversationId` (default: the most recent conversation), or those above the cursor
+   * `before`; at most `limit` of them and at most `maxBytes` of JSON.
    */
   async history(
     userId: string,
     limit: number | null,
     before: Cursor | null = null,
     maxBytes: number = Number.MAX_SAFE_INTEGER,
+    conversationId: string | null = null,
   ): Promise<HistoryAnswer | Failure> {
     try {
-      const page = this.store.historyPage(before, limit, maxBytes);
+      const named = conversationId !== null ? this.store.require(conversationId) : null;
+      // A cursor names its conversation (a conversationId beside it must be the same one).
+      const row = before !== null ? this.store.byInternal(before.conversation) : (named ?? this.store.mostRecent());
+      const page =
+        before === null && row === null
+          ? { messages: [], messageCount: 0, previous: null }
+          : this.store.historyPage(before !== null ? named : row, before, limit, maxBytes);
       return {
         ok: true,
         userId: this.store.owner ?? userId,
+        conversationId: row?.id ?? null,
+        title: row?.title ?? null,
         messageCount: page.messageCount,
         messages: page.messages,
         previous: page.previous,
@@ -475,20 +777,153 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /**
-   * Starts a new conversation, archiving the old one. It waits its turn like a chat, so a reset never
-   * lands between a turn's model call and its write.
+   * Starts afresh: archives the most recent conversation (when it has messages) and opens a new one.
+   * It waits its turn like a chat, so a reset never lands between a turn's model call and its write.
    */
   async reset(userId: string): Promise<ResetAnswer | Failure> {
     let release: (() => void) | undefined;
     try {
       release = await this.turns.acquire(readSettings(this.env).maxQueuedTurns);
       this.store.rememberOwner(userId);
-      const { archived } = this.store.archiveCurrent();
-      return { ok: true, messageCount: 0, archived };
+      const current = this.store.mostRecent();
+      if (current !== null && current.messageCount === 0) {
+        return { ok: true, messageCount: 0, archived: null, conversationId: current.id };
+      }
+      const fresh = this.ctx.storage.transactionSync(() => {
+        if (current) this.store.setArchived(current, true);
+        return this.store.create();
+      });
+      return { ok: true, messageCount: 0, archived: current?.id ?? null, conversationId: fresh.id };
     } catch (err) {
       return failure(err);
     } finally {
       release?.();
+    }
+  }
+
+  // --- the conversation library (docs/protocol.md, `conversations`) -----------------------------------
+
+  private info(row: ConversationRow): ConversationInfo {
+    return this.store.info(row, readLibrarySettings(this.env).trashDays);
+  }
+
+  private tidy(): void {
+    this.store.purgeExpired(Date.now(), readLibrarySettings(this.env).trashDays);
+  }
+
+  /** The conversations, newest activity first: active ones, archived ones, or the trash. */
+  async listConversations(userId: string, which: "active" | "archived" | "trash"): Promise<ListAnswer | Failure> {
+    try {
+      this.tidy();
+      return {
+        ok: true,
+        conversations: this.store.list(which).map((row) => this.info(row)),
+        current: this.store.mostRecent()?.id ?? null,
+      };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  async getConversation(userId: string, id: string): Promise<ConversationAnswer | Failure> {
+    try {
+      return { ok: true, conversation: this.info(this.store.require(id, { trash: true })) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /** A new, empty conversation, which becomes the most recent one; `title` is the user's when given. */
+  async createConversation(userId: string, title: string | null): Promise<ConversationAnswer | Failure> {
+    try {
+      this.store.rememberOwner(userId);
+      this.tidy();
+      const clean = title === null ? null : sanitizeTitle(title);
+      if (clean === "") throw new ApiError("bad_request", "The title is empty.", "give a title with something printable in it");
+      const row = clean === null ? this.store.create() : this.store.create(clean, "user");
+      return { ok: true, conversation: this.info(row) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  async renameConversation(userId: string, id: string, title: string): Promise<ConversationAnswer | Failure> {
+    try {
+      const row = this.store.require(id);
+      const clean = sanitizeTitle(title);
+      if (clean === "") throw new ApiError("bad_request", "The title is empty.", "give a title with something printable in it");
+      this.store.setTitle(row, clean, "user");
+      return { ok: true, conversation: this.info(this.store.require(id)) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  async archiveConversation(userId: string, id: string): Promise<ConversationAnswer | Failure> {
+    try {
+      const row = this.store.require(id);
+      if (!row.archived) this.store.setArchived(row, true);
+      return { ok: true, conversation: this.info(this.store.require(id)) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /** Brings a conversation back from the archive or from the trash: it is active again. */
+  async restoreConversation(userId: string, id: string): Promise<ConversationAnswer | Failure> {
+    try {
+      const row = this.store.require(id, { trash: true });
+      this.ctx.storage.transactionSync(() => {
+        if (row.deletedAt !== null) this.store.setDeleted(row, false);
+        if (row.archived) this.store.setArchived(row, false);
+      });
+      return { ok: true, conversation: this.info(this.store.require(id)) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /**
+   * Moves a conversation to the trash (kept TRASH_DAYS days, restorable), or with `purge` deletes one
+   * already in the trash for good.
+   */
+  async deleteConversation(
+    userId: string,
+    id: string,
+    purge: boolean,
+  ): Promise<{ ok: true; conversation: ConversationInfo | null; purged: boolean } | Failure> {
+    try {
+      const row = this.store.require(id, { trash: true });
+      if (purge) {
+        if (row.deletedAt === null) throw conflict("Only a conversation in the trash can be purged.", `delete ${id} first, then purge it`);
+        this.store.purge(row);
+        return { ok: true, conversation: null, purged: true };
+      }
+      if (row.deletedAt === null) this.store.setDeleted(row, true);
+      return { ok: true, conversation: this.info(this.store.require(id, { trash: true })), purged: false };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  /** Shows the branch through `messageId`: the leaf becomes the newest message below it. */
+  async switchBranch(userId: string, id: string, messageId: number): Promise<ConversationAnswer | Failure> {
+    try {
+      const row = this.store.require(id);
+      const message = this.store.requireMessage(row, messageId);
+      this.store.setLeaf(row, this.store.newestLeafBelow(row, message.seq));
+      return { ok: true, conversation: this.info(this.store.require(id)) };
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  async search(userId: string, q: string, limit: number): Promise<SearchAnswer | Failure> {
+    try {
+      this.tidy();
+      return { ok: true, results: this.store.search(q, limit), engine: this.store.engine };
+    } catch (err) {
+      return failure(err);
     }
   }
 
@@ -498,14 +933,14 @@ export class Conversation extends DurableObject<Env> {
    */
   private async withContextRetry<T>(
     settings: Settings,
-    message: string,
+    plan: TurnPlan,
     call: (messages: ChatMessage[]) => Promise<T>,
   ): Promise<T> {
     const system: ChatMessage = { role: "system", content: settings.systemPrompt };
-    const incoming: ChatMessage = { role: "user", content: message };
+    const incoming = plan.incoming;
     let budget = inputBudget(settings.contextWindow, settings.maxTokens);
     const fit = (): FittedContext => {
-      const fitted = fitContext(system, this.store.newestFirst(), incoming, budget);
+      const fitted = fitContext(system, plan.context(), incoming, budget);
       if (fitted === null) {
         throw new ApiError(
           "context_too_long",

@@ -8,6 +8,9 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "not_found"
+  | "conversation_not_found"
+  | "message_not_found"
+  | "conflict"
   | "context_too_long"
   | "request_too_large"
   | "rate_limited"
@@ -22,6 +25,9 @@ const STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  conversation_not_found: 404,
+  message_not_found: 404,
+  conflict: 409,
   context_too_long: 413,
   request_too_large: 413,
   rate_limited: 429,

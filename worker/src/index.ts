@@ -6,7 +6,7 @@
 
 import { decodeUtf8, readCapped } from "./body";
 import { readSettings, type Env } from "./config";
-import type { Failure } from "./conversation";
+import type { ChatReply, ChatStream, Failure, TurnRequest } from "./conversation";
 import { ApiError, statusOf, type ErrorBody } from "./errors";
 import {
   authenticate,
@@ -18,6 +18,7 @@ import {
   type ServiceConfig,
 } from "./identity";
 import { routePath } from "./routing";
+import { CONVERSATION_ID, queryTerms } from "./library";
 import { parseCursor } from "./store";
 import { USER_ID_RULES, userIdProblem } from "./userid";
 
@@ -26,8 +27,13 @@ export { Conversation } from "./conversation";
 
 const SERVICE = "edgechat agent";
 /** The version of docs/protocol.md's extensions this agent speaks, and the ones it offers. */
-const PROTOCOL_VERSION = 2;
-const CAPABILITIES = ["stream", "history", "reset", "whoami", "idempotency", "history-pages"];
+const PROTOCOL_VERSION = 3;
+const CAPABILITIES = ["stream", "history", "reset", "whoami", "idempotency", "history-pages", "conversations", "search"];
+/** Longest title accepted before it is cleaned and cut (to MAX_TITLE_CHARS). */
+const MAX_TITLE_INPUT = 10_000;
+const MAX_QUERY_CHARS = 500;
+const SEARCH_LIMIT_DEFAULT = 50;
+const SEARCH_LIMIT_MAX = 200;
 /** An Idempotency-Key: 1 to 255 visible ASCII characters (a UUID is the usual choice). */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 /** Larger bodies cannot fit any model's window; reading stops there (413 request_too_large). */
@@ -84,11 +90,12 @@ function resolveUserId(raw: unknown, identity: Identity): string | ApiError {
   return scopedUserId(identity, raw);
 }
 
-async function readJsonBody(request: Request): Promise<Record<string, unknown> | ApiError> {
+async function readJsonBody(request: Request, emptyIsObject = false): Promise<Record<string, unknown> | ApiError> {
   const bytes = await readCapped(request, MAX_BODY_BYTES);
   if (bytes instanceof ApiError) return bytes;
   const text = decodeUtf8(bytes);
   if (text instanceof ApiError) return text;
+  if (emptyIsObject && text.trim() === "") return {};
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -109,15 +116,49 @@ function conversationOf(env: Env, userId: string): DurableObjectStub<import("./c
   return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(userId));
 }
 
-async function handleChat(request: Request, env: Env, ctx: ExecutionContext, identity: Identity): Promise<Response> {
-  const body = await readJsonBody(request);
-  if (body instanceof ApiError) return errorResponse(request, body.toBody());
-  const userId = resolveUserId(body.userId, identity);
-  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
-  const message = body.message;
-  if (typeof message !== "string" || message.trim() === "") {
-    return fail(request, "bad_request", "The request needs a non-empty \"message\" string.");
+/** The JSON answer (or `done` event) of a turn. */
+function replyBody(outcome: ChatReply): Record<string, unknown> {
+  const answer: Record<string, unknown> = { message: outcome.message, messageCount: outcome.messageCount };
+  if (outcome.usage) answer.usage = outcome.usage;
+  if (outcome.conversationId !== undefined) answer.conversationId = outcome.conversationId;
+  if (outcome.messageId !== undefined) answer.messageId = outcome.messageId;
+  if (outcome.userMessageId !== undefined) answer.userMessageId = outcome.userMessageId;
+  if (outcome.truncated !== undefined) answer.truncated = outcome.truncated;
+  if (outcome.appended !== undefined) answer.appended = outcome.appended;
+  if (outcome.replayed) answer.replayed = true;
+  if (outcome.stopped) answer.stopped = true;
+  return answer;
+}
+
+/** A conversation id from a request: absent, valid, or a 400. */
+function conversationIdOf(raw: unknown): string | undefined | ApiError {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== "string" || !CONVERSATION_ID.test(raw)) {
+    return new ApiError("bad_request", "Invalid conversationId.", "a conversation id is 14 characters of 0-9 and a-z without i, l, o, u");
   }
+  return raw;
+}
+
+/** A message id from a request: absent, a positive whole number, or a 400. */
+function messageIdOf(raw: unknown, required: boolean): number | undefined | ApiError {
+  if ((raw === undefined || raw === null) && !required) return undefined;
+  if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 1) {
+    return new ApiError("bad_request", "The request needs a \"messageId\": a message's id from the history.", "a whole number from 1");
+  }
+  return raw;
+}
+
+/**
+ * Runs one turn (a chat, an edit, a regeneration or a continuation) in the user's object and answers
+ * it as the client asked: server-sent events or JSON.
+ */
+async function runTurn(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  userId: string,
+  turn: TurnRequest,
+): Promise<Response> {
   const key = request.headers.get("Idempotency-Key");
   if (key !== null && !IDEMPOTENCY_KEY.test(key)) {
     return fail(request, "bad_request", "Invalid Idempotency-Key.", "use 1 to 255 visible ASCII characters, such as a UUID");
@@ -125,8 +166,10 @@ async function handleChat(request: Request, env: Env, ctx: ExecutionContext, ide
   const options = key !== null ? { idempotencyKey: key } : {};
   const replayed: Record<string, string> = { "Idempotent-Replayed": "true" };
   const conversation = conversationOf(env, userId);
+  // A plain chat goes as before (its message alone), so a turn in flight across an upgrade replays.
+  const asked: string | TurnRequest = turn.kind === "chat" && turn.conversationId === undefined ? turn.message! : turn;
   if (wantsStream(request)) {
-    const outcome = await conversation.chatStream(userId, message, options);
+    const outcome: ChatStream | Failure = await conversation.chatStream(userId, asked, options);
     if (isFailure(outcome)) return errorResponse(request, outcome.error);
     // A client hanging up aborts the request's signal (compatibility flag enable_request_signal) but
     // does not cancel a stream that came over RPC, so the object is told explicitly.
@@ -146,13 +189,25 @@ async function handleChat(request: Request, env: Env, ctx: ExecutionContext, ide
       },
     });
   }
-  const outcome = await conversation.chat(userId, message, options);
+  const outcome: ChatReply | Failure = await conversation.chat(userId, asked, options);
   if (isFailure(outcome)) return errorResponse(request, outcome.error);
-  const answer: Record<string, unknown> = { message: outcome.message, messageCount: outcome.messageCount };
-  if (outcome.usage) answer.usage = outcome.usage;
-  if (outcome.replayed) answer.replayed = true;
-  if (outcome.stopped) answer.stopped = true;
-  return json(request, answer, 200, outcome.replayed ? replayed : {});
+  return json(request, replyBody(outcome), 200, outcome.replayed ? replayed : {});
+}
+
+async function handleChat(request: Request, env: Env, ctx: ExecutionContext, identity: Identity): Promise<Response> {
+  const body = await readJsonBody(request);
+  if (body instanceof ApiError) return errorResponse(request, body.toBody());
+  const userId = resolveUserId(body.userId, identity);
+  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+  const message = body.message;
+  if (typeof message !== "string" || message.trim() === "") {
+    return fail(request, "bad_request", "The request needs a non-empty \"message\" string.");
+  }
+  const conversationId = conversationIdOf(body.conversationId);
+  if (conversationId instanceof ApiError) return errorResponse(request, conversationId.toBody());
+  const turn: TurnRequest = { kind: "chat", message };
+  if (conversationId !== undefined) turn.conversationId = conversationId;
+  return runTurn(request, env, ctx, userId, turn);
 }
 
 async function handleHistory(request: Request, env: Env, url: URL, identity: Identity): Promise<Response> {
@@ -171,10 +226,14 @@ async function handleHistory(request: Request, env: Env, url: URL, identity: Ide
   if (rawBefore !== null && before === null) {
     return fail(request, "bad_request", "before is not a cursor this agent gave.", "use the previous value of a history answer");
   }
-  const outcome = await conversationOf(env, userId).history(userId, limit, before, HISTORY_PAGE_BYTES);
+  const conversationId = conversationIdOf(url.searchParams.get("conversationId") ?? undefined);
+  if (conversationId instanceof ApiError) return errorResponse(request, conversationId.toBody());
+  const outcome = await conversationOf(env, userId).history(userId, limit, before, HISTORY_PAGE_BYTES, conversationId ?? null);
   if (isFailure(outcome)) return errorResponse(request, outcome.error);
   return json(request, {
     userId: outcome.userId,
+    conversationId: outcome.conversationId,
+    title: outcome.title,
     messageCount: outcome.messageCount,
     messages: outcome.messages,
     previous: outcome.previous,
@@ -188,7 +247,147 @@ async function handleReset(request: Request, env: Env, identity: Identity): Prom
   if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
   const outcome = await conversationOf(env, userId).reset(userId);
   if (isFailure(outcome)) return errorResponse(request, outcome.error);
-  return json(request, { ok: true, messageCount: outcome.messageCount, archived: outcome.archived });
+  return json(request, {
+    ok: true,
+    messageCount: outcome.messageCount,
+    archived: outcome.archived,
+    conversationId: outcome.conversationId,
+  });
+}
+
+/** `GET /api/conversations[?archived=1|?deleted=1]`: the user's conversations, newest activity first. */
+async function handleList(request: Request, env: Env, url: URL, identity: Identity): Promise<Response> {
+  const userId = resolveUserId(url.searchParams.get("userId"), identity);
+  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+  const flag = (name: string): boolean | ApiError => {
+    const raw = url.searchParams.get(name);
+    if (raw === null || raw === "0" || raw === "false") return false;
+    if (raw === "1" || raw === "true") return true;
+    return new ApiError("bad_request", `${name} must be 1 or 0.`);
+  };
+  const archived = flag("archived");
+  const deleted = flag("deleted");
+  if (archived instanceof ApiError) return errorResponse(request, archived.toBody());
+  if (deleted instanceof ApiError) return errorResponse(request, deleted.toBody());
+  if (archived && deleted) return fail(request, "bad_request", "Ask for archived or deleted conversations, not both.");
+  const outcome = await conversationOf(env, userId).listConversations(userId, deleted ? "trash" : archived ? "archived" : "active");
+  if (isFailure(outcome)) return errorResponse(request, outcome.error);
+  return json(request, { userId, conversations: outcome.conversations, current: outcome.current });
+}
+
+/** `POST /api/conversations` with `{"title"?}`: a new, empty conversation, now the most recent. */
+async function handleCreate(request: Request, env: Env, identity: Identity): Promise<Response> {
+  const body = await readJsonBody(request, true);
+  if (body instanceof ApiError) return errorResponse(request, body.toBody());
+  const userId = resolveUserId(body.userId, identity);
+  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+  const title = body.title;
+  if (title !== undefined && title !== null && (typeof title !== "string" || title.length > MAX_TITLE_INPUT)) {
+    return fail(request, "bad_request", "title must be a string.", `at most ${MAX_TITLE_INPUT} characters`);
+  }
+  const outcome = await conversationOf(env, userId).createConversation(userId, typeof title === "string" ? title : null);
+  if (isFailure(outcome)) return errorResponse(request, outcome.error);
+  return json(request, { conversation: outcome.conversation });
+}
+
+const ACTIONS = new Set(["rename", "archive", "restore", "delete", "switch", "regenerate", "edit", "continue"]);
+
+/** `GET /api/conversations/{id}` and `POST /api/conversations/{id}/{action}`. */
+async function handleConversation(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  url: URL,
+  identity: Identity,
+  id: string,
+  action: string | null,
+): Promise<Response> {
+  if (request.method === "GET" && action === null) {
+    if (!CONVERSATION_ID.test(id)) return errorResponse(request, (conversationIdOf(id) as ApiError).toBody());
+    const userId = resolveUserId(url.searchParams.get("userId"), identity);
+    if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+    const outcome = await conversationOf(env, userId).getConversation(userId, id);
+    if (isFailure(outcome)) return errorResponse(request, outcome.error);
+    return json(request, { conversation: outcome.conversation });
+  }
+  if (request.method !== "POST" || action === null || !ACTIONS.has(action)) {
+    return fail(request, "not_found", "Not Found", `${request.method} ${url.pathname} is not a route of this agent`);
+  }
+  const body = await readJsonBody(request, true);
+  if (body instanceof ApiError) return errorResponse(request, body.toBody());
+  const userId = resolveUserId(body.userId, identity);
+  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+  if (!CONVERSATION_ID.test(id)) return errorResponse(request, (conversationIdOf(id) as ApiError).toBody());
+  const object = conversationOf(env, userId);
+  const answer = async (outcome: Promise<{ ok: true; conversation: unknown } | Failure>): Promise<Response> => {
+    const result = await outcome;
+    if (isFailure(result)) return errorResponse(request, result.error);
+    return json(request, { ok: true, conversation: result.conversation });
+  };
+  switch (action) {
+    case "rename": {
+      const title = body.title;
+      if (typeof title !== "string" || title.length > MAX_TITLE_INPUT) {
+        return fail(request, "bad_request", "The request needs a \"title\" string.", `at most ${MAX_TITLE_INPUT} characters`);
+      }
+      return answer(object.renameConversation(userId, id, title));
+    }
+    case "archive":
+      return answer(object.archiveConversation(userId, id));
+    case "restore":
+      return answer(object.restoreConversation(userId, id));
+    case "delete": {
+      if (body.purge !== undefined && typeof body.purge !== "boolean") return fail(request, "bad_request", "purge must be true or false.");
+      const result = await object.deleteConversation(userId, id, body.purge === true);
+      if (isFailure(result)) return errorResponse(request, result.error);
+      return json(request, result.purged ? { ok: true, purged: id } : { ok: true, conversation: result.conversation });
+    }
+    case "switch": {
+      const messageId = messageIdOf(body.messageId, true);
+      if (messageId instanceof ApiError) return errorResponse(request, messageId.toBody());
+      return answer(object.switchBranch(userId, id, messageId!));
+    }
+    case "edit": {
+      const message = body.message;
+      if (typeof message !== "string" || message.trim() === "") {
+        return fail(request, "bad_request", "The request needs a non-empty \"message\" string.");
+      }
+      const messageId = messageIdOf(body.messageId, false);
+      if (messageId instanceof ApiError) return errorResponse(request, messageId.toBody());
+      const turn: TurnRequest = { kind: "edit", conversationId: id, message };
+      if (messageId !== undefined) turn.messageId = messageId;
+      return runTurn(request, env, ctx, userId, turn);
+    }
+    case "regenerate": {
+      const messageId = messageIdOf(body.messageId, false);
+      if (messageId instanceof ApiError) return errorResponse(request, messageId.toBody());
+      const turn: TurnRequest = { kind: "regenerate", conversationId: id };
+      if (messageId !== undefined) turn.messageId = messageId;
+      return runTurn(request, env, ctx, userId, turn);
+    }
+    default:
+      return runTurn(request, env, ctx, userId, { kind: "continue", conversationId: id });
+  }
+}
+
+/** `GET /api/search?q=…[&limit=N]`: messages of every conversation, newest first. */
+async function handleSearch(request: Request, env: Env, url: URL, identity: Identity): Promise<Response> {
+  const userId = resolveUserId(url.searchParams.get("userId"), identity);
+  if (userId instanceof ApiError) return errorResponse(request, userId.toBody());
+  const q = url.searchParams.get("q") ?? "";
+  if (q.length > MAX_QUERY_CHARS) return fail(request, "bad_request", `q is longer than ${MAX_QUERY_CHARS} characters.`);
+  if (queryTerms(q).length === 0) return fail(request, "bad_request", "The request needs a \"q\" with at least one word.");
+  let limit = SEARCH_LIMIT_DEFAULT;
+  const rawLimit = url.searchParams.get("limit");
+  if (rawLimit !== null) {
+    limit = Number(rawLimit);
+    if (!/^\d+$/.test(rawLimit) || limit < 1 || limit > SEARCH_LIMIT_MAX) {
+      return fail(request, "bad_request", `limit must be a whole number from 1 to ${SEARCH_LIMIT_MAX}.`);
+    }
+  }
+  const outcome = await conversationOf(env, userId).search(userId, q, limit);
+  if (isFailure(outcome)) return errorResponse(request, outcome.error);
+  return json(request, { query: q, engine: outcome.engine, results: outcome.results });
 }
 
 /** `GET /api/whoami`: who the agent takes the caller for. */
@@ -289,6 +488,11 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (method === "GET" && pathname === "/api/history") return handleHistory(request, env, url, identity);
   if (method === "POST" && pathname === "/api/reset") return handleReset(request, env, identity);
   if (method === "GET" && pathname === "/api/whoami") return handleWhoami(request, url, identity);
+  if (method === "GET" && pathname === "/api/conversations") return handleList(request, env, url, identity);
+  if (method === "POST" && pathname === "/api/conversations") return handleCreate(request, env, identity);
+  if (method === "GET" && pathname === "/api/search") return handleSearch(request, env, url, identity);
+  const named = pathname === null ? null : /^\/api\/conversations\/([^/]+)(?:\/([^/]+))?$/.exec(pathname);
+  if (named) return handleConversation(request, env, ctx, url, identity, named[1]!, named[2] ?? null);
   return fail(request, "not_found", "Not Found", `${method} ${url.pathname} is not a route of this agent`);
 }
 

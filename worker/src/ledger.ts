@@ -39,8 +39,13 @@ const USAGE_DAYS_KEPT = 8;
 
 /** A turn remembered under its idempotency key. */
 export interface RememberedTurn {
-  /** The user's message of that turn, to tell a true repeat from a reused key. */
+  /** What the turn was asked with (the user's message, or a request's fingerprint), to tell a true repeat from a reused key. */
   asked: string;
+  /** The reply's message row, and the conversation (row id) it is in. */
+  assistantSeq: number;
+  conversation: number;
+  /** The user message the turn stored, if it stored one. */
+  userSeq: number | null;
   message: string;
   messageCount: number;
   stopped: boolean;
@@ -53,6 +58,12 @@ export class UserLedger {
   constructor(storage: DurableObjectStorage) {
     this.sql = storage.sql;
     this.sql.exec(SCHEMA);
+    if (this.meta("schema") === null) {
+      // Version 2: a key remembers what it was sent with (`asked`: the message, or for the
+      // conversation routes a fingerprint of the request); older keys stand for their user message.
+      this.sql.exec("ALTER TABLE idempotency_keys ADD COLUMN asked TEXT");
+      this.setMeta("schema", "2");
+    }
   }
 
   private meta(key: string): string | null {
@@ -157,26 +168,34 @@ export class UserLedger {
   /** The turn stored under `key`, if it is still remembered. */
   findTurn(key: string, nowMs: number): RememberedTurn | null {
     const row = this.sql
-      .exec<{ created_ms: number; assistant_seq: number; message_count: number; usage: string | null }>(
-        "SELECT created_ms, assistant_seq, message_count, usage FROM idempotency_keys WHERE key = ?",
+      .exec<{ created_ms: number; assistant_seq: number; message_count: number; usage: string | null; asked: string | null }>(
+        "SELECT created_ms, assistant_seq, message_count, usage, asked FROM idempotency_keys WHERE key = ?",
         key,
       )
       .toArray()[0];
     if (!row || row.created_ms <= nowMs - IDEMPOTENCY_TTL_MS) return null;
-    const messages = this.sql
-      .exec<{ seq: number; role: string; content: string; stopped: number }>(
-        "SELECT seq, role, content, stopped FROM messages WHERE seq IN (?, ?) ORDER BY seq",
-        row.assistant_seq - 1,
+    const assistant = this.sql
+      .exec<{ seq: number; role: string; content: string; stopped: number; parent: number | null; conversation_id: number }>(
+        "SELECT seq, role, content, stopped, parent, conversation_id FROM messages WHERE seq = ?",
         row.assistant_seq,
       )
-      .toArray();
-    const [user, assistant] = messages;
-    if (!user || !assistant || user.role !== "user" || assistant.role !== "assistant") return null;
+      .toArray()[0];
+    if (!assistant || assistant.role !== "assistant") return null;
+    const user =
+      assistant.parent === null
+        ? undefined
+        : this.sql
+            .exec<{ seq: number; role: string; content: string }>("SELECT seq, role, content FROM messages WHERE seq = ?", assistant.parent)
+            .toArray()[0];
+    if (row.asked === null && (!user || user.role !== "user")) return null;
     const turn: RememberedTurn = {
-      asked: user.content,
+      asked: row.asked ?? user!.content,
       message: assistant.content,
       messageCount: row.message_count,
       stopped: assistant.stopped === 1,
+      assistantSeq: assistant.seq,
+      conversation: assistant.conversation_id,
+      userSeq: user && user.role === "user" ? user.seq : null,
     };
     if (row.usage) turn.usage = JSON.parse(row.usage) as Usage;
     return turn;
@@ -187,18 +206,27 @@ export class UserLedger {
    * same synchronous step as the write of the turn, so a key is never remembered without its turn nor
    * a turn stored without its key. Keeps the newest `maxKeys` keys and none older than the TTL.
    */
-  rememberTurn(key: string, nowMs: number, messageCount: number, usage: Usage | undefined, maxKeys: number): void {
-    const seq = this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM messages").one().seq;
+  rememberTurn(
+    key: string,
+    nowMs: number,
+    messageCount: number,
+    usage: Usage | undefined,
+    maxKeys: number,
+    assistantSeq?: number,
+    asked: string | null = null,
+  ): void {
+    const seq = assistantSeq ?? this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM messages").one().seq;
     if (seq === null) throw new ApiError("internal", "Internal server error", "no stored turn to remember");
     this.sql.exec(
-      "INSERT INTO idempotency_keys (key, created_ms, assistant_seq, message_count, usage) VALUES (?, ?, ?, ?, ?) " +
+      "INSERT INTO idempotency_keys (key, created_ms, assistant_seq, message_count, usage, asked) VALUES (?, ?, ?, ?, ?, ?) " +
         "ON CONFLICT (key) DO UPDATE SET created_ms = excluded.created_ms, assistant_seq = excluded.assistant_seq, " +
-        "message_count = excluded.message_count, usage = excluded.usage",
+        "message_count = excluded.message_count, usage = excluded.usage, asked = excluded.asked",
       key,
       nowMs,
       seq,
       messageCount,
       usage ? JSON.stringify(usage) : null,
+      asked,
     );
     this.sql.exec("DELETE FROM idempotency_keys WHERE created_ms <= ?", nowMs - IDEMPOTENCY_TTL_MS);
     this.sql.exec(

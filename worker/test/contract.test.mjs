@@ -23,8 +23,8 @@ describe("health", () => {
     assert.equal(body.status, "ok");
     assert.equal(typeof body.service, "string");
     assert.ok(!Number.isNaN(Date.parse(body.timestamp)), body.timestamp);
-    assert.equal(body.protocol, 2);
-    assert.deepEqual(body.capabilities, ["stream", "history", "reset", "whoami", "idempotency", "history-pages"]);
+    assert.equal(body.protocol, 3);
+    assert.deepEqual(body.capabilities, ["stream", "history", "reset", "whoami", "idempotency", "history-pages", "conversations", "search"]);
     // Protocol 1 readers take `auth` as a boolean; protocol 2 names the mode in `authMode`.
     assert.equal(body.auth, false);
     assert.equal(body.authMode, "none");

@@ -82,9 +82,35 @@ function victimSpellings(id, pick) {
   return pick([id, id.toUpperCase(), ` ${id}`, `${id} `, `${id}\u0000`, `./${id}`, `${id}/`, id.normalize("NFKD")]);
 }
 
+/** Requests of the conversation library on conversation `conv`, with `extra` in every body and query. */
+function libraryRoutes(conv, cred, userId, pick) {
+  const query = userId === undefined ? "" : `userId=${encodeURIComponent(userId)}&`;
+  const body = (more = {}) => (userId === undefined ? more : { userId, ...more });
+  return pick([
+    { method: "GET", path: `/api/conversations?${query}`, headers: cred },
+    { method: "GET", path: `/api/conversations?${query}archived=1`, headers: cred },
+    { method: "GET", path: `/api/conversations?${query}deleted=1`, headers: cred },
+    { method: "POST", path: "/api/conversations", body: body({ title: "planted" }), headers: cred },
+    { method: "GET", path: `/api/conversations/${conv}?${query}`, headers: cred },
+    { method: "GET", path: `/api/history?${query}conversationId=${conv}`, headers: cred },
+    { method: "GET", path: `/api/search?${query}q=secret`, headers: cred },
+    { method: "POST", path: "/api/chat", body: body({ message: "into yours", conversationId: conv }), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/rename`, body: body({ title: "pwned" }), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/archive`, body: body(), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/restore`, body: body(), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/delete`, body: body(), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/delete`, body: body({ purge: true }), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/switch`, body: body({ messageId: 1 }), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/regenerate`, body: body(), headers: cred, stream: true },
+    { method: "POST", path: `/api/conversations/${conv}/edit`, body: body({ message: "edited" }), headers: cred },
+    { method: "POST", path: `/api/conversations/${conv}/continue`, body: body(), headers: cred },
+  ]);
+}
+
 /** Requests a holder of `cred` might aim at `victim`'s conversation; each must be refused. */
-function victimRoutes(victimId, cred, pick) {
+function victimRoutes(victimId, cred, pick, conv = "01m8sq52byjydm") {
   const id = pick([victimId, victimId, victimSpellings(victimId, pick)]);
+  if (pick([true, false, false])) return libraryRoutes(conv, cred, id, pick);
   return pick([
     { method: "POST", path: "/api/chat", body: { userId: id, message: "let me in" }, headers: cred },
     { method: "POST", path: "/api/chat", body: { userId: id, message: "let me in" }, headers: cred, stream: true },
@@ -123,6 +149,13 @@ describe("cross-user attempts", () => {
         v.secret = secret;
         const res = await send(m.agent, { method: "POST", path: "/api/chat", body: { message: secret }, headers: { ...v.headers, "Idempotency-Key": "seed-key" } });
         assert.equal(res.status, 200, res.text);
+        v.conversationId = JSON.parse(res.text).conversationId;
+        // A second conversation, archived, and a branch: more for an attacker to reach for.
+        const other = await send(m.agent, { method: "POST", path: "/api/conversations", body: { title: `${secret} archived` }, headers: v.headers });
+        const otherId = JSON.parse(other.text).conversation.id;
+        assert.equal((await send(m.agent, { method: "POST", path: "/api/chat", body: { message: `${secret} again`, conversationId: otherId }, headers: v.headers })).status, 200);
+        assert.equal((await send(m.agent, { method: "POST", path: `/api/conversations/${otherId}/regenerate`, body: {}, headers: v.headers })).status, 200);
+        assert.equal((await send(m.agent, { method: "POST", path: `/api/conversations/${otherId}/archive`, body: {}, headers: v.headers })).status, 200);
       }
     }
     // One victim per identity mode had a token stolen before it was revoked.
@@ -138,9 +171,13 @@ describe("cross-user attempts", () => {
       const out = new Map();
       for (const m of Object.values(modes)) {
         for (const v of m.victims) {
-          const res = await send(m.agent, { method: "GET", path: "/api/history", headers: v.headers });
-          // A victim locked out of their own conversation counts as changed.
-          out.set(v.userId, `${res.status} ${res.text.replace(/"time":"[^"]*"/g, "")}`);
+          const parts = [];
+          for (const path of ["/api/history", "/api/conversations", "/api/conversations?archived=1", "/api/conversations?deleted=1"]) {
+            const res = await send(m.agent, { method: "GET", path, headers: v.headers });
+            // A victim locked out of their own conversation counts as changed.
+            parts.push(`${res.status} ${res.text.replace(/"time":"[^"]*"/g, "")}`);
+          }
+          out.set(v.userId, parts.join("\n"));
         }
       }
       return out;
@@ -201,14 +238,23 @@ describe("cross-user attempts", () => {
       async (mode, m) => {
         const attacker = pick(m.attackers);
         const victim = pick(m.victims);
-        check(`${mode}: own credential, victim named`, await send(m.agent, victimRoutes(victim.userId, attacker.headers, pick)), true);
+        check(`${mode}: own credential, victim named`, await send(m.agent, victimRoutes(victim.userId, attacker.headers, pick, victim.conversationId)), true);
+      },
+      // A valid credential of one's own and a victim's conversation id (ids are not secrets): the
+      // attacker's own object has no such conversation, so 404, and the victim's is untouched.
+      async (mode, m) => {
+        const attacker = pick(m.attackers);
+        const victim = pick(m.victims);
+        const spec = libraryRoutes(victim.conversationId, attacker.headers, pick([undefined, attacker.userId]), pick);
+        const refusable = spec.path.includes(`/${victim.conversationId}`) || spec.path.includes(`=${victim.conversationId}`) || spec.body?.conversationId !== undefined;
+        check(`${mode}: own credential, victim's conversation id`, await send(m.agent, spec), refusable);
       },
       // A forged, expired, revoked or borrowed credential for the victim: 401, whatever the route.
       async (mode, m) => {
         const attacker = pick(m.attackers);
         const victim = pick(m.victims);
         const cred = mode === "userTokens" ? bearer(await forgedUserTokens(victim, attacker)) : accessHeader(forgedAccessJwts(victim, attacker));
-        const spec = pick([victimRoutes(victim.userId, cred, pick), { method: "POST", path: "/api/chat", body: { message: "as the victim?" }, headers: cred }, { method: "GET", path: "/api/history", headers: cred }, { method: "POST", path: "/api/reset", body: {}, headers: cred }]);
+        const spec = pick([victimRoutes(victim.userId, cred, pick, victim.conversationId), libraryRoutes(victim.conversationId, cred, undefined, pick), { method: "POST", path: "/api/chat", body: { message: "as the victim?" }, headers: cred }, { method: "GET", path: "/api/history", headers: cred }, { method: "POST", path: "/api/reset", body: {}, headers: cred }]);
         check(`${mode}: forged credential`, await send(m.agent, spec), true);
       },
       // Tricks that stay in one's own conversation: allowed to succeed, never to show a victim's data.
@@ -223,6 +269,8 @@ describe("cross-user attempts", () => {
           { method: "GET", path: "/api/history", headers: attacker.headers },
           { method: "GET", path: "/api/whoami", headers: attacker.headers },
           { method: "POST", path: "/api/reset", body: {}, headers: attacker.headers },
+          { method: "GET", path: "/api/search?q=secret", headers: attacker.headers },
+          { method: "GET", path: "/api/conversations?archived=1", headers: attacker.headers },
         ]);
         check(`${mode}: own conversation`, await send(m.agent, spec), false);
       },
@@ -244,7 +292,7 @@ describe("cross-user attempts", () => {
         const other = mode === "userTokens" ? modes.access : modes.userTokens;
         const foreign = pick(other.attackers);
         const victim = pick(m.victims);
-        check(`${mode}: credential of another mode`, await send(m.agent, victimRoutes(victim.userId, foreign.headers, pick)), true);
+        check(`${mode}: credential of another mode`, await send(m.agent, victimRoutes(victim.userId, foreign.headers, pick, victim.conversationId)), true);
       },
     ];
     // The shared-token mode: none of the per-user credentials (nor the admin token) is its token.
@@ -281,6 +329,6 @@ describe("cross-user attempts", () => {
     assert.equal(leaks, 0);
     assert.equal(changed, 0);
     assert.ok(attempts >= 1000, `${attempts} attempts`);
-    assert.ok(tally.size >= 13, [...tally.keys()].join(", "));
+    assert.ok(tally.size >= 15, [...tally.keys()].join(", "));
   });
 });

@@ -59,3 +59,16 @@ export async function reset(agent, userId, headers = {}) {
 const SHARED_DATA = new URL("../../src/edgechat_tui/core/data/", import.meta.url);
 export const SHARED_MODELS = JSON.parse(readFileSync(new URL("models.json", SHARED_DATA), "utf8"));
 export const USER_ID_CASES = JSON.parse(readFileSync(new URL("userid_cases.json", SHARED_DATA), "utf8"));
+
+/** One request of any route: GET, or POST with a JSON body; returns { status, body, headers }. */
+export async function api(target, method, path, body, headers = {}) {
+  const res = method === "GET" ? await target.fetch(path, { headers }) : await post(target, path, body ?? {}, headers);
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}

@@ -69,11 +69,11 @@ describe("the health check announces the mode", () => {
     [{ ACCESS_TEAM_DOMAIN: "https://team.cloudflareaccess.com", ACCESS_AUD: "aud" }, true, "access"],
   ];
   for (const [vars, auth, mode] of modes) {
-    it(`${mode}: auth ${auth}, authMode ${mode}, protocol 2, whoami and idempotency offered`, async () => {
+    it(`${mode}: auth ${auth}, authMode ${mode}, protocol 3, whoami and idempotency offered`, async () => {
       const agent = await startAgent({ vars });
       try {
         const body = await (await agent.fetch("/")).json();
-        assert.equal(body.protocol, 2);
+        assert.equal(body.protocol, 3);
         assert.equal(body.auth, auth);
         assert.equal(body.authMode, mode);
         assert.ok(body.capabilities.includes("whoami") && body.capabilities.includes("idempotency"));

@@ -1,6 +1,7 @@
 // Every Worker test in one process: loading Miniflare costs seconds, so `npm test` pays it once.
 // Each file also runs alone: `node --test test/stream.test.mjs`.
 import "./units.test.mjs";
+import "./library-units.test.mjs";
 import "./shared-data.test.mjs";
 import "./contract.test.mjs";
 import "./auth.test.mjs";
@@ -18,3 +19,6 @@ import "./identity-units.test.mjs";
 import "./body.test.mjs";
 import "./stream-end.test.mjs";
 import "./history-pages.test.mjs";
+import "./conversations.test.mjs";
+import "./search.test.mjs";
+import "./migration.test.mjs";

@@ -10,3 +10,4 @@ export * from "../src/tokens";
 export * from "../src/access";
 export * from "../src/limits";
 export { readServiceConfig, scopedUserId } from "../src/identity";
+export * from "../src/library";

@@ -15,6 +15,7 @@
 //   [[words N]]      answer with N words (cut at max_tokens, as the model cuts)
 //   [[slow MS]]      wait between streamed pieces     [[stream-error]]  fail after two pieces
 //   [[dense]]        count one token per two bytes (a tokenizer less kind than the Worker's estimate)
+//   [[vary]]         end the reply with " (reply #N)", N counting the stub's calls: regenerated replies differ
 // and, to misbehave as a broken stream would (each after the second piece unless said otherwise):
 //   [[no-done]]      end the stream cleanly without its final `data: [DONE]`
 //   [[cut N]]        end the stream cleanly after N events: the reply cut short, no usage, no [DONE]
@@ -22,6 +23,9 @@
 //   [[not-text]]     send a piece whose `response` is an object, not text
 //   [[error-event CODE]]  send `data: {"errors":[{"code":CODE,"message":…}]}`, as the service does mid-stream
 //   [[empty-errors]] (harmless) put `"errors": []` in every event
+// A title request (its system message begins "Reply with a title") is answered
+//   Title: "<the first five words after "User: ">"
+// or fails with 3040 when the conversation's text holds [[title-error]].
 // Inner bindings: MODELS (JSON {model id: context window}); RECORD (optional service) receives each
 // request as JSON before it is answered, and may answer {"error": CODE} to make it fail with that code.
 
@@ -35,6 +39,7 @@ const ERROR_TEXTS = {
   10000: "Authentication error",
 };
 const DEFAULT_MAX_TOKENS = 256;
+let calls = 0;
 const encoder = new TextEncoder();
 
 function bytes(text) {
@@ -159,8 +164,14 @@ export default function makeAiStub(env) {
           `The estimated number of input and maximum output tokens (${promptTokens + maxTokens}) exceeded this model context window limit (${window}).`,
         );
       }
+      if (/^Reply with a title/.test(inputs.messages[0].content)) {
+        if (last.includes("[[title-error]]")) throw aiError(3040);
+        const head = last.replace(/^User: /, "").split(/\s+/).slice(0, 5).join(" ");
+        return { response: `Title: "${head}"\nSure, that is a good title.`, usage: { prompt_tokens: promptTokens, completion_tokens: 8, total_tokens: promptTokens + 8 } };
+      }
       const words = directive(last, "words");
-      const text = replyText(inputs.messages, typeof words === "number" ? words : null, maxTokens);
+      calls++;
+      const text = replyText(inputs.messages, typeof words === "number" ? words : null, maxTokens) + (directive(last, "vary") ? ` (reply #${calls})` : "");
       const usage = { prompt_tokens: promptTokens, completion_tokens: text.split(" ").length, total_tokens: 0 };
       usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
       if (inputs.stream) {
