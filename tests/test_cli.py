@@ -85,8 +85,11 @@ def test_malformed_config_file_is_reported_without_traceback(isolated_env):
 
 
 def test_history_users_reset_on_empty_data_dir(isolated_env):
+    """A profile that never existed is named as such (exit 1), not shown as an empty conversation."""
     assert run_cli(["users"], isolated_env).returncode == 0
-    history = run_cli(["history", "--user", "alice", "--format", "json"], isolated_env)
-    assert history.returncode == 0 and '"userId": "alice"' in history.stdout
-    reset = run_cli(["reset", "--user", "alice"], isolated_env)
-    assert reset.returncode == 0 and "no conversation" in reset.stdout
+    for args in (["history", "--user", "alice", "--format", "json"], ["history", "--user", "alice"],
+                 ["reset", "--user", "alice"]):
+        run = run_cli(args, isolated_env)
+        assert run.returncode == 1, run
+        assert "no profile 'alice'" in run.stderr and run.stdout == "", run
+        assert run.stderr.count("edgechat: error:") == 1 and "Traceback" not in run.stderr

@@ -17,9 +17,13 @@ export const OPTIONS = join(DIST, "worker-options.json");
 /** The Worker's pure modules (no runtime imports), bundled for unit tests in Node. */
 export const UNITS = join(DIST, "units.js");
 
+/** The data files the Worker shares with the Python package, bundled from outside worker/. */
+export const SHARED_DATA = join(WORKER_DIR, "..", "src", "edgechat_tui", "core", "data");
+
 function newestSource() {
   const files = [join(WORKER_DIR, "wrangler.jsonc"), join(WORKER_DIR, "test", "units-entry.ts")];
   for (const name of readdirSync(join(WORKER_DIR, "src"), { recursive: true })) files.push(join(WORKER_DIR, "src", name));
+  for (const name of readdirSync(SHARED_DATA)) files.push(join(SHARED_DATA, name));
   return Math.max(...files.map((f) => statSync(f).mtimeMs));
 }
 

@@ -20,7 +20,8 @@ export const STUB_MODELS = {
  *   persist: a directory for Durable Object storage (default: in memory);
  *   host, port: listen on a socket (default: no socket; use `fetch` below);
  *   record: a function receiving each model request ({model, inputs, options}) before the stub
- *     answers it; the stub waits for the promise it returns;
+ *     answers it; the stub waits for the promise it returns, and fails the call with a Workers AI
+ *     error when it resolves to {error: <code>};
  *   rebuild: bundle even when dist/ is newer than the sources.
  * Returns { mf, url, fetch, dispose }; `fetch(path, init)` dispatches to the Worker.
  */
@@ -34,8 +35,10 @@ export async function startAgent({ token, vars = {}, persist, host, port, record
   const stubBindings = {};
   if (record) {
     stubBindings.RECORD = async (request) => {
-      // Awaited: a test may hold a model call here until it has seen what it needs.
-      await record(JSON.parse(await request.text()));
+      // Awaited: a test may hold a model call here until it has seen what it needs. Returning
+      // {error: CODE} makes the call fail with that Workers AI error.
+      const verdict = await record(JSON.parse(await request.text()));
+      if (verdict && verdict.error) return Response.json({ error: verdict.error });
       return new Response(null, { status: 204 });
     };
   }

@@ -1,7 +1,8 @@
 /**
- * The optional bearer token. When the EDGECHAT_TOKEN secret is set, every route but the health check
+ * Bearer-token comparison. When the EDGECHAT_TOKEN secret is set, every route but the health check
  * needs `Authorization: Bearer <token>`; without it, anyone who knows a user id could read and write
- * that user's conversation (the seed's defect 5).
+ * that user's conversation (the seed's defect 5). identity.ts chooses the mode; the admin token
+ * (EDGECHAT_ADMIN_TOKEN) is compared the same way.
  */
 
 const encoder = new TextEncoder();
@@ -10,7 +11,7 @@ async function digest(text: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", encoder.encode(text));
 }
 
-/** The token configured for this deployment, or null when the agent is open. */
+/** A configured token, trimmed, or null when it is unset or blank (identity.ts refuses blank ones). */
 export function configuredToken(secret: string | undefined): string | null {
   const token = secret?.trim();
   return token ? token : null;
@@ -25,5 +26,5 @@ export async function isAuthorized(request: Request, expected: string): Promise<
   const match = /^Bearer[ \t]+(.+)$/i.exec(header.trim());
   const presented = match ? match[1]!.trim() : "";
   const [a, b] = await Promise.all([digest(presented), digest(expected)]);
-  return crypto.subtle.timingSafeEqual(a, b) && presented !== "";
+  return crypto.subtle.timingSafeEqual(a, b) && presented !== "" && expected !== "";
 }

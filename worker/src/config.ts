@@ -5,13 +5,17 @@
  */
 
 import type { Conversation } from "./conversation";
+import type { IdentityVars } from "./identity";
+// The one source of model facts and defaults, shared with the Python package; bundled at build time.
+import shared from "../../src/edgechat_tui/core/data/models.json";
 
 /** What the Workers AI binding offers that this Worker uses; narrower than the generated `Ai` type. */
 export interface AiBinding {
   run(model: string, inputs: Record<string, unknown>, options?: Record<string, unknown>): Promise<unknown>;
 }
 
-export interface Env {
+/** Identity, limit and idempotency vars: identity.ts and limits.ts read them. */
+export interface Env extends IdentityVars {
   AI: AiBinding;
   CONVERSATIONS: DurableObjectNamespace<Conversation>;
   MODEL?: string;
@@ -25,23 +29,20 @@ export interface Env {
   BASE_PATH?: string;
 }
 
-export const DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
-export const DEFAULT_SYSTEM_PROMPT =
-  "You are a helpful AI assistant. Be concise, friendly, and informative in your responses.";
+export const DEFAULT_MODEL: string = shared.defaults.model;
+export const DEFAULT_SYSTEM_PROMPT: string = shared.defaults.system_prompt;
+export const DEFAULT_MAX_TOKENS: number = shared.defaults.max_tokens;
+export const DEFAULT_TEMPERATURE: number = shared.defaults.temperature;
 
 /**
  * Context windows (input plus max_tokens) of models edgechat is used with, from Cloudflare's model
- * catalogue. A model not listed here gets the smallest figure unless CONTEXT_WINDOW says otherwise.
+ * catalogue (models.json). A model not listed gets the JSON's cautious figure unless CONTEXT_WINDOW
+ * says otherwise.
  */
-const CONTEXT_WINDOWS: Record<string, number> = {
-  "@cf/meta/llama-3.3-70b-instruct-fp8-fast": 24_000,
-  "@cf/meta/llama-3.1-8b-instruct-fast": 128_000,
-  "@cf/meta/llama-3.1-8b-instruct-fp8": 32_000,
-  "@cf/meta/llama-4-scout-17b-16e-instruct": 131_000,
-  "@cf/mistralai/mistral-small-3.1-24b-instruct": 128_000,
-  "@cf/qwen/qwen3-30b-a3b-fp8": 32_768,
-};
-const FALLBACK_CONTEXT_WINDOW = 24_000;
+const CONTEXT_WINDOWS: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(shared.models as Record<string, { context_window: number }>).map(([id, m]) => [id, m.context_window]),
+);
+export const FALLBACK_CONTEXT_WINDOW: number = shared.defaults.unknown_model_context_window;
 
 export interface Settings {
   model: string;
@@ -67,13 +68,13 @@ export function readSettings(env: Env): Settings {
   );
   // max_tokens counts against the window; never let it eat more than half of it.
   const maxTokens = Math.min(
-    Math.floor(numberVar(env.MAX_TOKENS, 2048, 16, 1_000_000)),
+    Math.floor(numberVar(env.MAX_TOKENS, DEFAULT_MAX_TOKENS, 16, 1_000_000)),
     Math.floor(contextWindow / 2),
   );
   return {
     model,
     maxTokens,
-    temperature: numberVar(env.TEMPERATURE, 0.7, 0, 5),
+    temperature: numberVar(env.TEMPERATURE, DEFAULT_TEMPERATURE, 0, 5),
     contextWindow,
     systemPrompt: env.SYSTEM_PROMPT?.trim() || DEFAULT_SYSTEM_PROMPT,
     modelTimeoutMs: numberVar(env.MODEL_TIMEOUT_SECONDS, 120, 0.05, 3600) * 1000,

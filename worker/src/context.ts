@@ -9,16 +9,21 @@
  * own count (see `budgetAfterRejection`).
  */
 
+import shared from "../../src/edgechat_tui/core/data/models.json";
+
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
 }
 
-/** Tokens the chat template adds around each message (role header and end-of-turn marker). */
-export const TOKENS_PER_MESSAGE = 8;
+/**
+ * Tokens the chat template adds around each message (role header and end-of-turn marker), and the
+ * bytes counted as one token: the Python client estimates with the same figures (models.json).
+ */
+export const TOKENS_PER_MESSAGE: number = shared.token_estimate.tokens_per_message;
+const BYTES_PER_TOKEN: number = shared.token_estimate.bytes_per_token;
 /** Tokens kept free beside the estimate for the template's own preamble. */
 export const WINDOW_MARGIN = 64;
-const BYTES_PER_TOKEN = 3;
 
 function isLowSurrogate(unit: number): boolean {
   return unit >= 0xdc00 && unit <= 0xdfff;

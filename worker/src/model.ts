@@ -101,24 +101,73 @@ export function readResult(result: unknown): ModelReply | null {
   return null;
 }
 
-/** One `data:` payload of the model's stream, or null for `[DONE]`. Unknown keys (padding `p`) are ignored. */
+/** A stream the Worker cannot take as a reply: the turn fails (an `error` event) and nothing is stored. */
+function malformedStream(details: string): ApiError {
+  return new ApiError("model_unavailable", "The model sent a reply stream the agent cannot read.", details);
+}
+
+/** A shortened, quotable copy of what the model sent, for `details`. */
+function excerpt(data: string): string {
+  return JSON.stringify(data.length > 80 ? `${data.slice(0, 80)}…` : data);
+}
+
+/**
+ * One `data:` payload of the model's stream, or null for `[DONE]`. Unknown keys (padding `p`) are
+ * ignored; anything else the Worker cannot read throws, as the Python client's reader does
+ * (src/edgechat_tui/agent/workers_ai.py): data that is not a JSON object, a `response` that is not
+ * text, and an error the service reports inside the stream (mapped by its code). A reply is never
+ * stored with a piece silently missing.
+ */
 export function readStreamData(data: string): StreamPiece | null {
-  if (data === "[DONE]") return null;
+  if (data.trim() === "[DONE]") return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse(data);
   } catch {
-    return { text: "" };
+    throw malformedStream(`the stream carried data that is not JSON: ${excerpt(data)}`);
   }
-  if (parsed === null || typeof parsed !== "object") return { text: "" };
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw malformedStream(`the stream carried data that is not a JSON object: ${excerpt(data)}`);
+  }
   const record = parsed as Record<string, unknown>;
+  if (reportsError(record.errors) || reportsError(record.error)) throw streamError(record);
   const usage = asUsage(record.usage);
-  if (typeof record.response === "string" || typeof record.response === "number") {
-    return { text: String(record.response), usage };
+  if (record.response !== undefined && record.response !== null) {
+    if (typeof record.response === "string" || typeof record.response === "number") {
+      return { text: String(record.response), usage };
+    }
+    throw malformedStream(`a piece's response is not text: ${excerpt(data)}`);
   }
   const choice = Array.isArray(record.choices) ? (record.choices[0] as Record<string, unknown> | undefined) : undefined;
   const content = (choice?.delta as Record<string, unknown> | undefined)?.content;
   return { text: typeof content === "string" ? content : "", usage };
+}
+
+/** Whether an `errors` / `error` field says something went wrong (an empty list or false does not). */
+function reportsError(field: unknown): boolean {
+  return Array.isArray(field) ? field.length > 0 : Boolean(field);
+}
+
+/** An error the service reported inside a stream (`{"errors":[{"code","message"}]}`), mapped like a thrown one. */
+function streamError(record: Record<string, unknown>): ApiError {
+  const first = Array.isArray(record.errors) ? record.errors[0] : record.error;
+  let text: string;
+  if (first !== null && typeof first === "object") {
+    const { code, message } = first as Record<string, unknown>;
+    text = [code, message].filter((part) => part !== undefined && part !== null).join(": ");
+  } else {
+    text = String(first);
+  }
+  return mapModelError(new Error(text || "the stream reported an error"));
+}
+
+/** The end of a model stream that never said `[DONE]`: the reply may be cut short, so it is not one. */
+export function streamEndedEarly(charactersSoFar: number): ApiError {
+  return malformedStream(
+    charactersSoFar > 0
+      ? `the stream ended without [DONE] after ${charactersSoFar} characters: the reply may be cut short`
+      : "the stream ended without [DONE] and without any text",
+  );
 }
 
 /**
@@ -130,13 +179,21 @@ export async function* sseData(
   nextChunk: (reader: ReadableStreamDefaultReader<Uint8Array>) => Promise<ReadableStreamReadResult<Uint8Array>>,
 ): AsyncGenerator<string, void, undefined> {
   const reader = stream.getReader();
-  const decoder = new TextDecoder();
+  // Fatal: bytes that are not UTF-8 fail the turn rather than becoming U+FFFD in a stored reply.
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  const decode = (value?: Uint8Array): string => {
+    try {
+      return value === undefined ? decoder.decode() : decoder.decode(value, { stream: true });
+    } catch {
+      throw malformedStream("the stream carried bytes that are not UTF-8");
+    }
+  };
   let buffer = "";
   let dataLines: string[] = [];
   try {
     for (;;) {
       const { done, value } = await nextChunk(reader);
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      buffer += done ? decode() : decode(value);
       let newline: number;
       while ((newline = buffer.indexOf("\n")) >= 0) {
         const line = buffer.slice(0, newline).replace(/\r$/, "");

@@ -8,7 +8,8 @@
  * the current conversation is known as soon as the constructor returns, before any request is served.
  */
 
-import type { ChatMessage } from "./context";
+import { utf8Length, type ChatMessage } from "./context";
+import { ApiError } from "./errors";
 
 export interface StoredMessage {
   role: "user" | "assistant";
@@ -43,6 +44,38 @@ CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id
 
 export interface ArchiveResult {
   archived: string | null;
+}
+
+/** One page of a conversation (docs/protocol.md, `history-pages`). */
+export interface HistoryPage {
+  /** The page's messages, oldest first. */
+  messages: StoredMessage[];
+  /** Messages in the conversation the page comes from, all pages together. */
+  messageCount: number;
+  /** The cursor for the messages just older than this page's oldest, or null when there are none. */
+  previous: string | null;
+}
+
+/**
+ * Where a page starts: just before message `seq` of conversation `conversation`. Opaque to clients
+ * ("<conversation>.<seq>"); naming the conversation keeps a client that pages across a reset reading
+ * the conversation it started on, never a mix of two.
+ */
+export interface Cursor {
+  conversation: number;
+  seq: number;
+}
+
+const CURSOR = /^([1-9]\d{0,14})\.([1-9]\d{0,14})$/;
+
+/** The cursor a `before` parameter names, or null when it is not one this agent could have given. */
+export function parseCursor(raw: string): Cursor | null {
+  const match = CURSOR.exec(raw);
+  return match ? { conversation: Number(match[1]), seq: Number(match[2]) } : null;
+}
+
+function formatCursor(cursor: Cursor): string {
+  return `${cursor.conversation}.${cursor.seq}`;
 }
 
 export class ConversationStore {
@@ -118,21 +151,55 @@ export class ConversationStore {
     return this.count;
   }
 
-  /** The newest `limit` messages of the current conversation (all when limit is null), oldest first. */
-  history(limit: number | null): StoredMessage[] {
-    const rows = this.sql
-      .exec<{ role: "user" | "assistant"; content: string; created_at: string; stopped: number }>(
-        "SELECT role, content, created_at, stopped FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
-        this.current,
-        limit ?? -1,
-      )
-      .toArray();
-    rows.reverse();
-    return rows.map((row) => {
+  /**
+   * A page of a conversation, newest messages first read, returned oldest first: the messages before
+   * `before` (the newest of the current conversation when null), at most `limit` of them (no limit
+   * when null) and at most `maxBytes` of them as JSON, though never none when there is one to give.
+   * Rows are read only as far as the page needs, so a page of a huge conversation costs no more
+   * than a page of a small one.
+   */
+  historyPage(before: Cursor | null, limit: number | null, maxBytes: number): HistoryPage {
+    let conversation = this.current;
+    let messageCount = this.count;
+    if (before !== null) {
+      const row = this.sql
+        .exec<{ message_count: number }>("SELECT message_count FROM conversations WHERE id = ?", before.conversation)
+        .toArray()[0];
+      if (!row) {
+        throw new ApiError("bad_request", "before is not a cursor this agent gave.", "use the previous value of a history answer");
+      }
+      conversation = before.conversation;
+      messageCount = row.message_count;
+    }
+    const cursor = this.sql.exec<{ seq: number; role: "user" | "assistant"; content: string; created_at: string; stopped: number }>(
+      "SELECT seq, role, content, created_at, stopped FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+      conversation,
+      before?.seq ?? Number.MAX_SAFE_INTEGER,
+      // One row more than the page holds says whether an older page exists.
+      limit === null ? -1 : limit + 1,
+    );
+    const page: StoredMessage[] = [];
+    let bytes = 2; // the brackets of the JSON array
+    let oldest: number | null = null;
+    let more = false;
+    for (const row of cursor) {
       const message: StoredMessage = { role: row.role, content: row.content, time: row.created_at };
       if (row.role === "assistant") message.stopped = row.stopped === 1;
-      return message;
-    });
+      const size = utf8Length(JSON.stringify(message)) + 1;
+      if ((limit !== null && page.length >= limit) || (page.length > 0 && bytes + size > maxBytes)) {
+        more = true;
+        break;
+      }
+      page.push(message);
+      bytes += size;
+      oldest = row.seq;
+    }
+    page.reverse();
+    return {
+      messages: page,
+      messageCount,
+      previous: more && oldest !== null ? formatCursor({ conversation, seq: oldest }) : null,
+    };
   }
 
   /** Archives the current conversation (when it has messages) and opens an empty one. */
@@ -145,10 +212,5 @@ export class ConversationStore {
     });
     this.count = 0;
     return { archived: `conversation-${archivedId}` };
-  }
-
-  /** Bytes stored in this object's database: the figure the 2 MB-per-value limit would have capped. */
-  get databaseSize(): number {
-    return this.sql.databaseSize;
   }
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startAgent } from "../scripts/harness.mjs";
-import { chat, chatStream, history } from "./helpers.mjs";
+import { SHARED_MODELS, chat, chatStream, history } from "./helpers.mjs";
 
 let agent;
 const requests = [];
@@ -24,12 +24,14 @@ describe("the model request", () => {
     requests.length = 0;
     await chat(agent, "params", "hi");
     const [sent] = requests;
-    assert.equal(sent.model, "@cf/meta/llama-3.3-70b-instruct-fp8-fast");
-    assert.equal(sent.inputs.max_tokens, 2048);
-    assert.equal(sent.inputs.temperature, 0.7);
+    // As deployed (wrangler.jsonc), the defaults shared with the Python client (models.json).
+    const { defaults } = SHARED_MODELS;
+    assert.equal(sent.model, defaults.model);
+    assert.equal(sent.inputs.max_tokens, defaults.max_tokens);
+    assert.equal(sent.inputs.temperature, defaults.temperature);
     assert.equal(sent.inputs.stream, false);
     assert.equal(sent.inputs.messages[0].role, "system");
-    assert.match(sent.inputs.messages[0].content, /helpful AI assistant/);
+    assert.equal(sent.inputs.messages[0].content, defaults.system_prompt);
     assert.deepEqual(sent.inputs.messages.at(-1), { role: "user", content: "hi" });
   });
 

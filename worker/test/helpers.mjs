@@ -1,4 +1,7 @@
-// Helpers shared by the Worker's tests: requests in the protocol's shapes and an SSE reader.
+// Helpers shared by the Worker's tests: requests in the protocol's shapes, an SSE reader, and the
+// data files shared with the Python package.
+
+import { readFileSync } from "node:fs";
 
 export const JSON_HEADERS = { "Content-Type": "application/json" };
 
@@ -51,3 +54,8 @@ export async function reset(agent, userId, headers = {}) {
   const res = await post(agent, "/api/reset", { userId }, headers);
   return { status: res.status, body: await res.json() };
 }
+
+/** The data files the Worker shares with the Python package (src/edgechat_tui/core/data/). */
+const SHARED_DATA = new URL("../../src/edgechat_tui/core/data/", import.meta.url);
+export const SHARED_MODELS = JSON.parse(readFileSync(new URL("models.json", SHARED_DATA), "utf8"));
+export const USER_ID_CASES = JSON.parse(readFileSync(new URL("userid_cases.json", SHARED_DATA), "utf8"));

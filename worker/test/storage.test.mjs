@@ -88,7 +88,7 @@ describe("history", () => {
 
   it("answers an empty history for a user never seen", async () => {
     const fresh = await history(agent, "never-seen");
-    assert.deepEqual(fresh.body, { userId: "never-seen", messageCount: 0, messages: [] });
+    assert.deepEqual(fresh.body, { userId: "never-seen", messageCount: 0, messages: [], previous: null });
   });
 });
 

@@ -15,8 +15,15 @@
 //   [[words N]]      answer with N words (cut at max_tokens, as the model cuts)
 //   [[slow MS]]      wait between streamed pieces     [[stream-error]]  fail after two pieces
 //   [[dense]]        count one token per two bytes (a tokenizer less kind than the Worker's estimate)
+// and, to misbehave as a broken stream would (each after the second piece unless said otherwise):
+//   [[no-done]]      end the stream cleanly without its final `data: [DONE]`
+//   [[cut N]]        end the stream cleanly after N events: the reply cut short, no usage, no [DONE]
+//   [[garbage]]      send a `data:` line that is not JSON      [[bad-utf8]]  send a byte that is not UTF-8
+//   [[not-text]]     send a piece whose `response` is an object, not text
+//   [[error-event CODE]]  send `data: {"errors":[{"code":CODE,"message":…}]}`, as the service does mid-stream
+//   [[empty-errors]] (harmless) put `"errors": []` in every event
 // Inner bindings: MODELS (JSON {model id: context window}); RECORD (optional service) receives each
-// request as JSON before it is answered.
+// request as JSON before it is answered, and may answer {"error": CODE} to make it fail with that code.
 
 const ERROR_TEXTS = {
   3040: "Capacity temporarily exceeded, please try again.",
@@ -81,12 +88,26 @@ function replyText(messages, words, maxTokens) {
   return pieces.length > maxTokens ? pieces.slice(0, maxTokens).join(" ") : text;
 }
 
-function streamOf(text, usage, { slowMs, failAfter }) {
+function streamOf(text, usage, { slowMs, failAfter, misbehave }) {
   const words = text.split(/(?<= )/);
   // Events are cut into chunks at odd places, as a network delivers them, to keep parsers honest.
-  const events = words.map((w) => `data: ${JSON.stringify({ response: w, p: "abcdefghij".slice(0, (w.length % 7) + 1) })}\n\n`);
-  events.push(`data: ${JSON.stringify({ response: "", usage })}\n\n`, "data: [DONE]\n\n");
-  const wire = encoder.encode(events.join(""));
+  const extra = misbehave.emptyErrors ? { errors: [] } : {};
+  const events = words.map((w) =>
+    encoder.encode(`data: ${JSON.stringify({ response: w, p: "abcdefghij".slice(0, (w.length % 7) + 1), ...extra })}\n\n`),
+  );
+  const at = Math.min(2, events.length);
+  if (misbehave.garbage) events.splice(at, 0, encoder.encode('data: {"response": "half an event\n\n'));
+  if (misbehave.notText) events.splice(at, 0, encoder.encode(`data: ${JSON.stringify({ response: { text: "x" } })}\n\n`));
+  if (misbehave.badUtf8) events.splice(at, 0, new Uint8Array([...encoder.encode('data: {"response": "caf'), 0xff, ...encoder.encode('"}\n\n')]));
+  if (misbehave.errorEvent !== null) {
+    const error = { code: misbehave.errorEvent, message: ERROR_TEXTS[misbehave.errorEvent] ?? "Unknown error" };
+    events.splice(at, 0, encoder.encode(`data: ${JSON.stringify({ errors: [error] })}\n\n`));
+  }
+  events.push(encoder.encode(`data: ${JSON.stringify({ response: "", usage, ...extra })}\n\n`));
+  if (!misbehave.noDone) events.push(encoder.encode("data: [DONE]\n\n"));
+  if (misbehave.cut !== null) events.length = Math.min(events.length, misbehave.cut);
+  const wire = new Uint8Array(events.reduce((n, e) => n + e.length, 0));
+  events.reduce((offset, e) => (wire.set(e, offset), offset + e.length), 0);
   let offset = 0;
   let sent = 0;
   return new ReadableStream({
@@ -113,7 +134,12 @@ export default function makeAiStub(env) {
   return {
     async run(model, inputs, options) {
       if (env.RECORD) {
-        await env.RECORD.fetch("http://record/", { method: "POST", body: JSON.stringify({ model, inputs, options }) });
+        // The recorder may also make this call fail: it answers {"error": CODE} to say so.
+        const verdict = await env.RECORD.fetch("http://record/", { method: "POST", body: JSON.stringify({ model, inputs, options }) });
+        if (verdict.status === 200) {
+          const { error } = await verdict.json();
+          if (error) throw aiError(error);
+        }
       }
       const window = windows[model];
       if (window === undefined) throw aiError(5007, `No such model ${model} or task`);
@@ -139,9 +165,20 @@ export default function makeAiStub(env) {
       usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
       if (inputs.stream) {
         const slow = directive(last, "slow");
+        const cut = directive(last, "cut");
+        const errorEvent = directive(last, "error-event");
         return streamOf(text, usage, {
           slowMs: typeof slow === "number" ? slow : 0,
           failAfter: directive(last, "stream-error") ? 2 : null,
+          misbehave: {
+            noDone: directive(last, "no-done") !== null,
+            cut: typeof cut === "number" ? cut : null,
+            garbage: directive(last, "garbage") !== null,
+            badUtf8: directive(last, "bad-utf8") !== null,
+            notText: directive(last, "not-text") !== null,
+            errorEvent: typeof errorEvent === "number" ? errorEvent : null,
+            emptyErrors: directive(last, "empty-errors") !== null,
+          },
         });
       }
       return { response: text, usage };

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import stat
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
@@ -23,16 +24,18 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from edgechat_tui.core.errors import ConfigError, InvalidUserId, StorageError
+from edgechat_tui.core.models import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
+)
+from edgechat_tui.core.net import is_loopback
 from edgechat_tui.core.secret import Secret
 from edgechat_tui.core.userid import validate_user_id
 
 APP_NAME = "edgechat"
-DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
-# The seed agent's system prompt, so a conversation reads the same in either place.
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful AI assistant. Be concise, friendly, and informative in your responses."
-)
 
 
 # --- Parsing and checking values --------------------------------------------------------------------
@@ -41,6 +44,10 @@ DEFAULT_SYSTEM_PROMPT = (
 def _as_str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 reach Python as lone surrogates
+        raise ValueError("is not UTF-8 text") from None
     return value
 
 
@@ -85,6 +92,8 @@ def _as_float(low: float, high: float) -> Callable[[Any], float]:
 
 def _as_url(value: Any) -> str:
     value = _as_nonempty_str(value).rstrip("/")
+    if not value.isascii() or any(not "!" <= ch <= "~" for ch in value):
+        raise ValueError("must be a URL of printable ASCII (write a non-ASCII host in its xn-- form)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL")
@@ -102,8 +111,13 @@ def _as_secret(value: Any) -> Secret:
     value = _as_str(value).strip()
     if not value:
         raise ValueError("must not be empty")
-    if any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise ValueError("must not contain spaces or control characters")
+    # A token travels in an HTTP header: visible ASCII only (a pasted curly quote or a line break would
+    # fail every request later, far from where it was typed). The message never shows the value.
+    bad = next((i for i, ch in enumerate(value) if not "!" <= ch <= "~"), None)
+    if bad is not None:
+        what = "a space or control character" if value[bad].isspace() or ord(value[bad]) < 32 \
+            else "a character that is not ASCII"
+        raise ValueError(f"must be printable ASCII: character {bad + 1} is {what}")
     return Secret(value)
 
 
@@ -115,7 +129,24 @@ def _as_account_id(value: Any) -> str:
 
 
 def _as_path(value: Any) -> Path:
-    return Path(_as_nonempty_str(value)).expanduser()
+    value = _as_nonempty_str(value)
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not UTF-8 text") from None
+    if len(encoded) > 4000 or any(len(part.encode()) > 255 for part in Path(value).parts):
+        raise ValueError("is too long for a path")
+    return Path(value).expanduser()
+
+
+def _as_model(value: Any) -> str:
+    # The model id becomes part of a URL path: a '?', '#', '%' or '..' would change the request.
+    value = _as_nonempty_str(value)
+    if not re.fullmatch(r"[A-Za-z0-9@][A-Za-z0-9@._:/\-]{0,199}", value) or ".." in value or "//" in value:
+        raise ValueError("must be a model id such as @cf/meta/llama-3.3-70b-instruct-fp8-fast")
+    return value
 
 
 def _as_theme(value: Any) -> str:
@@ -147,9 +178,9 @@ OPTIONS: dict[str, Option] = {
         Option("account_id", _as_account_id, None, "Cloudflare account id", env="CLOUDFLARE_ACCOUNT_ID"),
         Option("api_token", _as_secret, None, "Cloudflare API token (Workers AI Read and Edit)",
                secret=True, env="CLOUDFLARE_API_TOKEN"),
-        Option("model", _as_nonempty_str, DEFAULT_MODEL, "Workers AI model id"),
-        Option("max_tokens", _as_int(1, 131_072), 2048, "longest reply, in tokens"),
-        Option("temperature", _as_float(0.0, 5.0), 0.6, "sampling temperature, 0 to 5"),
+        Option("model", _as_model, DEFAULT_MODEL, "Workers AI model id"),
+        Option("max_tokens", _as_int(1, 131_072), DEFAULT_MAX_TOKENS, "longest reply, in tokens"),
+        Option("temperature", _as_float(0.0, 5.0), DEFAULT_TEMPERATURE, "sampling temperature, 0 to 5"),
         Option("system_prompt", _as_str, DEFAULT_SYSTEM_PROMPT, "system prompt sent first"),
         Option("default_user", _as_user_id, None, "profile used without --user"),
         Option("api_base", _as_url, DEFAULT_API_BASE, "Cloudflare API base (or an AI Gateway base)"),
@@ -231,13 +262,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     Raises ConfigError naming the file, the line and the problem for bad TOML or a bad value.
     """
     try:
-        raw = path.read_bytes()
+        raw = _read_regular_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return {}, []
-    except IsADirectoryError:
-        raise ConfigError(f"Config file {path} is a directory.", hint="point --config at a file") from None
-    except OSError as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
@@ -269,6 +296,56 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     return values, warnings
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_regular_file(path: Path, cap: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``cap`` bytes; else a ConfigError.
+
+    Opened without blocking, so a FIFO cannot hang the start, and checked with fstat, so a device
+    (``/dev/zero``) or a directory is refused before anything is read. Symlinks are followed: dotfile
+    managers link config files.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise ConfigError(f"Config file {path} is a directory.", hint="point --config at a file") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"Config file {path} is a directory.", hint="point --config at a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"Config file {path} is not a regular file.", hint="point --config at a file")
+        if info.st_size > cap:
+            raise ConfigError(f"Config file {path} is larger than {cap >> 20} MiB: not a config file.")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 65536):
+            total += len(chunk)
+            if total > cap:  # it grew while being read
+                raise ConfigError(f"Config file {path} is larger than {cap >> 20} MiB: not a config file.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    finally:
+        os.close(fd)
+
+
+def _plain_http_warnings(values: Mapping[str, Any]) -> list[str]:
+    """A token about to travel in clear: the local agent's Cloudflare token over an http:// api_base."""
+    if values.get("remote_url"):
+        return []  # the remote agent warns about its own URL
+    parts = urlsplit(values.get("api_base") or DEFAULT_API_BASE)
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+        return [f"The Cloudflare API token is sent over plain http to {parts.hostname}: anyone on the way "
+                "can read it. Use an https:// api_base."]
+    return []
+
+
 def load_settings(
     *,
     config_path: str | Path | None = None,
@@ -296,6 +373,7 @@ def load_settings(
             values[key], sources[key] = file_values[key], "file"
         else:
             values[key], sources[key] = option.default, "default"
+    warnings += _plain_http_warnings(values)
     return Settings(path, values, sources, tuple(warnings))
 
 

@@ -73,6 +73,10 @@ class NewerSchemaError(StorageError):
     """A history file was written by a newer edgechat. It is left untouched."""
 
 
+class NoSuchProfile(StorageError):
+    """A command named a profile that has no history here, current or archived (a typo, often)."""
+
+
 # --- The model or the agent service ---------------------------------------------------------------
 
 

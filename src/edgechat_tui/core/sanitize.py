@@ -4,34 +4,50 @@ ESC, the other C0 controls (except newline and tab), DEL and the C1 controls nev
 terminal. Whole escape sequences (CSI, OSC, DCS, ...) are removed, not just their ESC, so a reply
 carrying ``\\x1b]0;title\\x07`` shows nothing of it. :class:`StreamSanitizer` does the same for a
 stream of chunks, holding back a sequence that a chunk boundary cut in two.
+
+Nothing else disappears: an introducer that is never terminated (``ESC ]`` then ordinary text) is
+not a sequence, so only its control characters go and the text after it stays. A string sequence
+ends at a line break too: what follows a newline is text, and a held-back sequence longer than
+``_MAX_PENDING`` is released as text rather than dropped.
 """
 
 from __future__ import annotations
 
 import re
 
+# The longest body a sequence may have. Longer, it is not a sequence: its ESC goes and the rest is text.
+# Both patterns share the bound, so the whole-text and the chunked paths agree on every input.
+_MAX_PENDING = 4096
+_B = f"{{0,{_MAX_PENDING}}}"
 # An escape sequence, complete: CSI (ESC [ or C1 CSI) params + final byte; OSC/DCS/SOS/PM/APC strings
-# ended by BEL or ST; or a two-character escape.
+# ended by BEL or ST (a line break ends them as text); or a two-character escape.
 _SEQUENCE = re.compile(
-    r"""
-    (?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]          # CSI
-  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)  # OSC DCS SOS PM APC
-  | \x1b(?:[\x20-\x2f]+[\x30-\x7e]|[\x30-\x4f\x51-\x57\x59\x5a\x5c\x60-\x7e])  # other ESC sequences
+    rf"""
+    (?:\x1b\[|\x9b)[\x30-\x3f]{_B}[\x20-\x2f]{_B}[\x40-\x7e]          # CSI
+  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]{_B}(?:\x07|\x1b\\|\x9c)  # OSC DCS SOS PM APC
+  | \x1b(?:[\x20-\x2f]{{1,16}}[\x30-\x7e]|[\x30-\x4f\x51-\x57\x59\x5a\x5c\x60-\x7e])  # other ESC sequences
     """,
     re.VERBOSE,
 )
 # A sequence that has begun but not ended at the end of the text.
 _UNFINISHED = re.compile(
-    r"""
-    (?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*\Z
-  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*\x1b?\Z
-  | \x1b[\x20-\x2f]*\Z
+    rf"""
+    (?:\x1b\[|\x9b)[\x30-\x3f]{_B}[\x20-\x2f]{_B}\Z
+  | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]{_B}\x1b?\Z
+  | \x1b[\x20-\x2f]{{0,16}}\Z
     """,
     re.VERBOSE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# An unfinished string sequence longer than this is dropped rather than held back forever.
-_MAX_PENDING = 4096
+
+
+def mend_surrogates(text: str) -> str:
+    """``text`` as valid Unicode: a surrogate pair becomes its character, a lone half U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def sanitize(text: str) -> str:
@@ -57,8 +73,7 @@ class StreamSanitizer:
         text = _SEQUENCE.sub("", text.replace("\r\n", "\n"))
         tail = _UNFINISHED.search(text)
         if tail is not None:
-            if len(text) - tail.start() <= _MAX_PENDING:
-                self._pending = text[tail.start():]
+            self._pending = text[tail.start():]
             text = text[: tail.start()]
         if text.endswith("\r"):  # may be the first half of CRLF
             self._pending = "\r" + self._pending

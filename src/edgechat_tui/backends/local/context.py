@@ -13,22 +13,25 @@ from dataclasses import dataclass
 
 from edgechat_tui.core.errors import MessageTooLong
 from edgechat_tui.core.messages import ContextInfo, Message
+from edgechat_tui.core.models import (
+    BYTES_PER_TOKEN,
+    CONTEXT_WINDOWS,
+    TOKENS_PER_MESSAGE,
+    UNKNOWN_MODEL_WINDOW,
+)
 
-# Context windows of the models we know (tokens); prompt plus max_tokens must fit.
-CONTEXT_WINDOWS: dict[str, int] = {
-    "@cf/meta/llama-3.3-70b-instruct-fp8-fast": 24_000,
-    "@cf/meta/llama-3.1-8b-instruct-fast": 128_000,
-    "@cf/meta/llama-3.1-8b-instruct-fp8": 32_000,
-    "@cf/meta/llama-4-scout-17b-16e-instruct": 131_000,
-    "@cf/mistralai/mistral-small-3.1-24b-instruct": 128_000,
-    "@cf/qwen/qwen3-30b-a3b-fp8": 32_768,
-    "@cf/openai/gpt-oss-120b": 128_000,
-    "@cf/openai/gpt-oss-20b": 128_000,
-}
-# For a model neither the table nor the settings know: small enough to be safe almost anywhere.
-UNKNOWN_MODEL_WINDOW = 8_192
-# Chat templates add a few tokens around every message (role headers, end-of-turn markers).
-PER_MESSAGE_OVERHEAD = 8
+__all__ = [
+    "CONTEXT_WINDOWS",
+    "SAFETY_MARGIN",
+    "UNKNOWN_MODEL_WINDOW",
+    "Budget",
+    "build_context",
+    "context_window_for",
+    "estimate_tokens",
+    "message_tokens",
+]
+PER_MESSAGE_OVERHEAD = TOKENS_PER_MESSAGE
+
 # Keep this share of the window free, for the error in our estimate.
 SAFETY_MARGIN = 0.10
 
@@ -44,10 +47,11 @@ def estimate_tokens(text: str) -> int:
     """A conservative token estimate for ``text``.
 
     Llama-family tokenizers average about four bytes of English per token, and about one token per
-    character for CJK text (three UTF-8 bytes). One token per three bytes over-counts the first and
-    matches the second, so the budget errs on the side of sending less.
+    character for CJK text (three UTF-8 bytes). One token per three bytes (``BYTES_PER_TOKEN``, shared
+    with the Worker) over-counts the first and matches the second, so the budget errs on the side of
+    sending less.
     """
-    return (len(text.encode("utf-8", "surrogatepass")) + 2) // 3
+    return (len(text.encode("utf-8", "surrogatepass")) + BYTES_PER_TOKEN - 1) // BYTES_PER_TOKEN
 
 
 def message_tokens(message: Message | dict[str, str]) -> int:

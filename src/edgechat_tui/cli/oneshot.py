@@ -1,0 +1,115 @@
+"""One-shot mode: ``edgechat -m TEXT`` (or text piped in) sends one message and prints the reply.
+
+Every way the process is asked to end keeps the same promise as Ctrl+C: Ctrl+C (SIGINT), SIGTERM and
+SIGHUP (the terminal closed) stop the reply, keep what arrived (saved, marked stopped) and exit with
+128 + the signal's number. A closed stdout (``| head -1``) is not a reason to stop: the reply is read
+to its end and saved, and nothing more is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from edgechat_tui.cli.commands import load, user_of
+from edgechat_tui.cli.output import PROG, print_json, say, warn
+from edgechat_tui.core.errors import EmptyMessage, UsageError
+from edgechat_tui.core.sanitize import StreamSanitizer
+
+__all__ = ["Interrupted", "cmd_one_shot"]
+
+# The signals that mean "stop": each ends a turn the way Ctrl+C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(Exception):
+    """The process was asked to end by ``signum``; what arrived of the reply was kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def read_message(args: argparse.Namespace) -> str:
+    if args.message == "-" or args.message is None:
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"The message on stdin is not UTF-8 text (byte {exc.start}).") from None
+    try:
+        args.message.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach Python as lone surrogates: refuse them here, clearly.
+        raise UsageError("The message given with -m is not UTF-8 text.",
+                         hint="check the terminal's encoding, or pipe the text in with -m -") from None
+    return args.message
+
+
+async def _one_shot(settings, user: str, text: str, as_json: bool) -> int:
+    from edgechat_tui.backends.factory import create_agent
+    from edgechat_tui.core.messages import Done, Retrying, TextDelta
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received and task is not None:  # a second signal does not cut the saving short
+            received.append(signum)
+            task.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    agent = create_agent(settings, user, warn=warn)
+    clean = StreamSanitizer()
+    printed = False
+    try:
+        if not agent.info.streams and not as_json and sys.stderr.isatty():
+            say("waiting for the agent...\n", err=True)
+        async with contextlib.aclosing(agent.send(text)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta) and not as_json:
+                    piece = clean.feed(event.text)
+                    if piece:
+                        say(piece, trusted=True)
+                        printed = True
+                elif isinstance(event, Retrying):
+                    say(f"{PROG}: {event.reason}; retrying in {event.wait:.1f}s "
+                        f"(attempt {event.attempt + 1} of {event.max_attempts})\n", err=True)
+                elif isinstance(event, Done):
+                    if as_json:
+                        usage = event.usage.to_json() if event.usage else None
+                        print_json({"message": event.message.content, "messageCount": event.message_count,
+                                    "usage": usage})
+                    else:
+                        say(clean.flush() + "\n", trusted=True)
+        return 0
+    except asyncio.CancelledError:
+        if printed:
+            say(clean.flush() + "\n", trusted=True)
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    except BaseException:
+        if printed:
+            say(clean.flush() + "\n", trusted=True)
+        raise
+    finally:
+        with contextlib.suppress(BaseException):
+            await agent.aclose()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def cmd_one_shot(args: argparse.Namespace) -> int:
+    settings = load(args)
+    user = user_of(args, settings)
+    text = read_message(args)
+    if not text.strip():
+        raise EmptyMessage("There is nothing to send: the message is empty.",
+                           hint="give -m TEXT or pipe text in")
+    return asyncio.run(_one_shot(settings, user, text, args.json))
