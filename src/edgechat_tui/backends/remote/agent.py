@@ -67,6 +67,11 @@ MAX_ERROR_BYTES = 64 * 1024
 #: and decides.
 
 
+#: The most of a paged history read (history-pages): pages, and decoded bytes in all.
+MAX_HISTORY_PAGES = 1000
+MAX_HISTORY_BYTES = 64 * 1024 * 1024
+
+
 class RemoteAgent(ChatTurns, Agent):
     """Talks to an agent endpoint at ``url`` as ``user``.
 
@@ -125,6 +130,10 @@ class RemoteAgent(ChatTurns, Agent):
                 f"The remote token is sent over plain http to {self._endpoint.shown}: anyone on the way "
                 "can read it. Use an https:// URL."
             )
+
+    #: Bounds on reading a paged history (instances may lower them: tests).
+    max_history_pages = MAX_HISTORY_PAGES
+    max_history_bytes = MAX_HISTORY_BYTES
 
     def __repr__(self) -> str:
         token = "set" if self._credentials.any else "none"
@@ -326,18 +335,56 @@ class RemoteAgent(ChatTurns, Agent):
             return await self._history()
 
     async def _history(self) -> list[Message] | None:
-        if "history" not in (await self._capabilities()).names:
+        caps = await self._capabilities()
+        if "history" not in caps.names:
             return None
+        # Only a server offering history-pages pages: another ignores ``before`` and would answer the
+        # newest messages again, so its cursors are never followed.
+        paged = "history-pages" in caps.names
+        pages: list[list[Message]] = []
+        total = 0
+        before: str | None = None
+        seen: set[str] = set()
+        for _page in range(self.max_history_pages):
+            params = self._user_param() | ({"before": before} if before is not None else {})
+            data, size = await self._history_page(params)
+            total += size
+            if total > self.max_history_bytes:
+                raise ProtocolError(
+                    f"The conversation on the agent is larger than edgechat reads "
+                    f"({self.max_history_bytes // (1024 * 1024)} MB); it was not read whole.",
+                    hint="start a new conversation (/clear, or edgechat reset); the agent keeps this one")
+            pages.append(decode_history(data, "JSON without the expected fields"))
+            previous = data.get("previous") if paged else None
+            if not isinstance(previous, str) or not previous:
+                break
+            if previous in seen:
+                raise ProtocolError("The agent's history pages lead back to a page already read; "
+                                    "the history was not read whole.")
+            seen.add(previous)
+            before = previous
+        else:
+            raise ProtocolError(
+                f"The conversation on the agent has more than {self.max_history_pages} pages; "
+                "it was not read whole.",
+                hint="start a new conversation (/clear, or edgechat reset); the agent keeps this one")
+        return [message for page in reversed(pages) for message in page]
+
+    async def _history_page(self, params: dict[str, str]) -> tuple[dict[str, Any], int]:
+        """One history answer, parsed, and its size in bytes (decoded)."""
         url = self._endpoint.url("/api/history")
         exchange, deadline = Exchange(), Deadline(self._reply_timeout)
         with self._transport_errors(exchange):
-            async with self._request("GET", url, exchange, deadline, params=self._user_param(),
+            async with self._request("GET", url, exchange, deadline, params=params,
                                      headers=self._headers("application/json")) as response:
                 if response.status_code != 200:
                     raise await self._error_from(response, str(response.url))
                 body = await self._read_json(response, deadline)
-        describe = describe_body(response.headers.get("content-type", ""), body, self._redactor)
-        return decode_history(loads_object(body), describe)
+        data = loads_object(body)
+        if data is None or not isinstance(data.get("messages"), list):
+            describe = describe_body(response.headers.get("content-type", ""), body, self._redactor)
+            raise ProtocolError(f"The agent's history answer has no messages: {describe}.")
+        return data, len(body)
 
     async def reset(self) -> str | None:
         """Start a new conversation on the server; NotSupported where the agent has no reset."""
