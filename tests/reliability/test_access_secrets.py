@@ -13,6 +13,7 @@ from pathlib import Path
 from edgechat_tui.backends.remote.agent import RemoteAgent
 from edgechat_tui.core.errors import EdgechatError
 from tests.fakes.agent_server import AgentServer, error_answer
+from tests.reliability.figures import FIGURES
 from tests.reliability.harness import (
     ACCESS_CLIENT_SECRET,
     ACCESS_TOKEN,
@@ -21,7 +22,6 @@ from tests.reliability.harness import (
     run_edgechat,
     secrets_in,
 )
-from tests.reliability.figures import FIGURES
 
 COMMAND = "pytest tests/reliability/test_access_secrets.py"
 
@@ -35,9 +35,9 @@ def _token_command(tmp: Path) -> str:
 def _echoing_errors(server: AgentServer) -> None:
     """Every route answers an error that quotes the credentials back, as a careless proxy might."""
     echo = f"bad secret {ACCESS_CLIENT_SECRET} and token {ACCESS_TOKEN}"
+    routes = (("/api/whoami", "GET"), ("/api/chat", "POST"), ("/api/history", "GET"))
     server.script(*[error_answer("unauthorized", echo, route=route, method=method)
-                    for route, method in (("/api/whoami", "GET"), ("/api/chat", "POST"), ("/api/history", "GET"))
-                    for _ in range(3)])
+                    for route, method in routes for _ in range(3)])
 
 
 def test_access_credentials_never_reach_the_output(workspace: Workspace, tmp_path: Path) -> None:
@@ -69,7 +69,8 @@ async def test_reprs_and_errors_never_show_access_credentials(tmp_path: Path) ->
                     pass
             except EdgechatError as error:
                 shown += [str(error), repr(error), error.message, error.hint or ""]
-            shown += [repr(agent), repr(vars(agent)), repr(agent._credentials), repr(vars(agent._credentials))]
+            shown += [repr(agent), repr(vars(agent)), repr(agent._credentials),
+                      repr(vars(agent._credentials))]
         finally:
             await agent.aclose()
     problems = [f"{text[:80]}: {secrets_in(text)}" for text in shown if secrets_in(text)]
