@@ -173,7 +173,8 @@ def _user_limit(status: int, data: dict[str, Any], with_said: str, retry_after: 
     what = _LIMIT_NAMES.get(limit, f"your {shown(limit, 40)} limit") if isinstance(limit, str) else "a limit"
     when = reset_time(data.get("resetAt"), retry_after)
     resets = f"it resets {describe_reset(when)}" if when else "ask the agent's operator when it resets"
-    error = QuotaExceeded(f"You have used {what} on this agent ({status}){with_said}; {resets}.",
+    error = QuotaExceeded(f"You have reached a per-user limit of this agent, {what} ({status}){with_said}; "
+                          f"{resets}.",
                           hint=f"{resets}; the agent's operator sets the per-user limits", **kw)
     error.reset_at = when  # type: ignore[attr-defined]
     return error
