@@ -29,7 +29,6 @@ from tests.conftest import run_cli
 from tests.fakes.agent_server import AgentServer, ScriptedStream, error_answer
 from tests.fakes.seed_server import Scripted
 
-
 TOKEN = "idtok-7f3a91c2d4e5b6a8"
 
 
@@ -209,7 +208,8 @@ async def test_forbidden_says_whose_the_credential_is() -> None:
     with AgentServer(whoami_user="alice", token=TOKEN) as server:
         async with RemoteAgent(server.url, "default", user_given=False, token=TOKEN) as agent:
             await agent.check()
-            server.script(error_answer("forbidden", "not yours", status=403, route="/api/history", method="GET"))
+            server.script(error_answer("forbidden", "not yours", status=403, route="/api/history",
+                                       method="GET"))
             with pytest.raises(AuthError) as refused:
                 await agent.history()
     assert "another user's conversation" in refused.value.message
@@ -354,9 +354,9 @@ async def test_history_pages_are_followed_to_the_first_message() -> None:
 
 async def test_cursors_are_not_followed_without_the_capability() -> None:
     with AgentServer(capabilities=("stream", "history")) as server:
-        server.script(Scripted.json(200, {"userId": "alice", "messageCount": 4, "previous": "c2", "messages": [
-            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
-            route="/api/history", method="GET"))
+        page = {"userId": "alice", "messageCount": 4, "previous": "c2",
+                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        server.script(Scripted.json(200, page, route="/api/history", method="GET"))
         async with RemoteAgent(server.url, "alice") as agent:
             history = await agent.history()
         assert history is not None and len(history) == 2
@@ -373,7 +373,8 @@ async def test_history_pages_are_bounded_with_a_clear_error() -> None:
             agent.max_history_pages, agent.max_history_bytes = 1000, 300
             with pytest.raises(ProtocolError, match="larger than"):
                 await agent.history()
-    with AgentServer(capabilities=("stream", "history", "history-pages"), page_size=3, cursor_loop=True) as server:
+    looping = AgentServer(capabilities=("stream", "history", "history-pages"), page_size=3, cursor_loop=True)
+    with looping as server:
         _fill(server, "alice", 10)
         async with RemoteAgent(server.url, "alice") as agent:
             with pytest.raises(ProtocolError, match="already read"):

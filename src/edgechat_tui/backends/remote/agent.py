@@ -134,6 +134,8 @@ class RemoteAgent(ChatTurns, Agent):
     #: Bounds on reading a paged history (instances may lower them: tests).
     max_history_pages = MAX_HISTORY_PAGES
     max_history_bytes = MAX_HISTORY_BYTES
+    #: Messages asked for per page (history-pages); None: the server's page size.
+    history_page_limit: int | None = None
 
     def __repr__(self) -> str:
         token = "set" if self._credentials.any else "none"
@@ -347,6 +349,8 @@ class RemoteAgent(ChatTurns, Agent):
         seen: set[str] = set()
         for _page in range(self.max_history_pages):
             params = self._user_param() | ({"before": before} if before is not None else {})
+            if paged and self.history_page_limit:
+                params["limit"] = str(self.history_page_limit)
             data, size = await self._history_page(params)
             total += size
             if total > self.max_history_bytes:
