@@ -227,6 +227,16 @@ async def test_misconfigured_says_the_operator_must_act_and_is_not_retried() -> 
     assert broken.value.hint and "operator" in broken.value.hint
 
 
+async def test_unavailable_is_retried_after_the_time_asked() -> None:
+    with AgentServer() as server:
+        server.script(error_answer("unavailable", "Cannot verify credentials", status=503, retry_after=0))
+        async with RemoteAgent(server.url, "alice", retry_delay=0.01) as agent:
+            events = await turn(agent, "hi")
+        assert isinstance(events[-1], Done) and server.count() == 2
+        retry = next(e for e in events if isinstance(e, Retrying))
+        assert "credentials" in retry.reason
+
+
 # --- Access credentials ---------------------------------------------------------------------------
 
 

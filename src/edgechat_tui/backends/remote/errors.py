@@ -118,6 +118,9 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
     if status >= 500 or code in ("model_unavailable", "internal"):
         if code == "model_unavailable":
             message, hint = f"The agent's model failed ({status}){with_said}.", "try again later"
+        elif code == "unavailable":
+            message = f"The agent cannot check credentials just now ({status}){with_said}."
+            hint = "try again in a moment; it could not reach the keys of Cloudflare Access"
         elif looks_like_html(content_type, body):
             message = f"The agent or a proxy before it failed ({status}){with_said}."
             hint = "try again later; if it persists, check the --remote URL"
