@@ -307,6 +307,8 @@ class FakeWorkersAI:
         self.token_has_permission = True
         #: When True, the token is account-owned: only /accounts/{id}/tokens/verify accepts it.
         self.token_is_account_owned = False
+        #: When set, the token check answers this instead (a hostile or broken verify endpoint).
+        self.verify_reply: ErrorReply | None = None
         #: Builds the answer when the queue is empty. Default: :meth:`echo_reply`.
         self.default_reply: Callable[[ReceivedRequest], ReplyKind] = self.echo_reply
         self.requests: list[ReceivedRequest] = []
@@ -602,6 +604,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _verify(self, method: str, request: ReceivedRequest, *, account_endpoint: bool) -> None:
         if method != "GET":
             self._send_json(400, _error_body([(7001, f"{method} not supported for requested URI.")]))
+            return
+        if self.fake.verify_reply is not None:
+            self._send_error_reply(self.fake.verify_reply)
             return
         right_endpoint = account_endpoint or not self.fake.token_is_account_owned
         if request.headers.get("authorization", "") != f"Bearer {self.fake.token}" or not right_endpoint:

@@ -2,7 +2,8 @@
 
 Both come from the loopback fakes, as real HTTP answers: a body of 590 bytes, gzip inside gzip
 (``Content-Encoding: gzip, gzip``), that decodes to 256 MiB; and JSON nested 100,000 deep. Each is
-sent as an error body, a whole JSON answer and an SSE stream by Workers AI (local mode), and as an
+sent as an error body, a whole JSON answer, an SSE stream and a token check's answer by Workers AI
+(local mode), and as an
 error body, a chat answer, an SSE stream, a health answer and a history answer by an agent
 endpoint. Caps count decoded bytes, so the memory peak stays small (measured with tracemalloc); every
 parse fails as a clear typed error, never a RecursionError.
@@ -94,6 +95,22 @@ async def test_workers_ai_bodies_are_capped_decoded_and_parsed_safely(path: str,
 
         error, peak = await _measure(chat)
     _check(error, peak, expected)
+
+
+@pytest.mark.parametrize("kind", ["bomb", "deep"])
+@pytest.mark.parametrize("status", [200, 500])
+async def test_the_token_check_is_capped_decoded_and_parsed_safely(status: int, kind: str) -> None:
+    body, headers = _body(kind, b"")
+    with FakeWorkersAI(token=TOKEN, account_id=ACCOUNT) as fake:
+        fake.verify_reply = ErrorReply(status, body=body, content_type="application/json", headers=headers)
+        client = WorkersAIClient(account_id=ACCOUNT, api_token=TOKEN, api_base=fake.api_base, max_retries=0)
+
+        async def verify() -> None:
+            async with client:
+                await client.verify_token()
+
+        error, peak = await _measure(verify)
+    _check(error, peak, (EdgechatError,) if status != 200 else (ProtocolError,))
 
 
 def fake_model() -> str:

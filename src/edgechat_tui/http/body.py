@@ -15,6 +15,7 @@ Every read of a server body goes through :func:`iter_body` (streams) or :func:`r
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import AsyncIterator
 
@@ -35,7 +36,10 @@ class _Layer:
         self.coding = coding
         self._input = b""
         self._raw_deflate = False
-        self._started = False
+        # deflate: the first bytes, kept until the zlib wrapper is confirmed (raw deflate is tried
+        # on them if it is not); None once settled.
+        self._head: bytes | None = b"" if coding == "deflate" else None
+        self._full = False  # the last pull filled its limit: zlib may hold more output, input or not
         self._z = self._new()
 
     def _new(self) -> zlib._Decompress:
@@ -48,34 +52,35 @@ class _Layer:
 
     @property
     def hungry(self) -> bool:
-        return not self._input
+        return not self._input and not self._full
 
     def pull(self, n: int) -> bytes:
         data, self._input = self._input, b""
+        if self._head is not None:
+            self._head += data
         try:
             out = self._z.decompress(data, n)
         except zlib.error as exc:
-            if self.coding == "deflate" and not self._started:
-                # Many servers send raw deflate under the name "deflate": try that once.
-                self._raw_deflate, self._started = True, True
-                self._z = self._new()
-                return self._retry(data, n)
-            raise httpx.DecodingError(f"the {self.coding} body does not decode ({exc})") from None
-        self._started = True
+            if self._head is None or self._raw_deflate:
+                raise httpx.DecodingError(f"the {self.coding} body does not decode ({exc})") from None
+            # Many servers send raw deflate under the name "deflate": try that, from the first byte.
+            self._raw_deflate = True
+            self._z = self._new()
+            data, self._head = self._head, None
+            try:
+                out = self._z.decompress(data, n)
+            except zlib.error as exc2:
+                raise httpx.DecodingError(f"the deflate body does not decode ({exc2})") from None
+        if self._head is not None and (out or len(self._head) > 64):
+            self._head = None  # the wrapper is good (zlib checks it in the first two bytes)
+        self._full = len(out) >= n
         self._input = self._z.unconsumed_tail
-        if self._z.eof and self._z.unused_data:
-            if self.coding == "gzip":  # a second gzip member follows
-                self._input = self._z.unused_data + self._input
+        if self._z.eof:
+            # At the end of a stream what follows is in unused_data (unconsumed_tail may repeat it).
+            self._input = self._z.unused_data if self.coding == "gzip" else b""
+            if self._input:  # a second gzip member follows
                 self._z = self._new()
             # after the end of a deflate stream anything more is ignored, as zlib does
-        return out
-
-    def _retry(self, data: bytes, n: int) -> bytes:
-        try:
-            out = self._z.decompress(data, n)
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"the deflate body does not decode ({exc})") from None
-        self._input = self._z.unconsumed_tail
         return out
 
 
@@ -119,6 +124,10 @@ async def iter_body(response: httpx.Response, *, deadline: Deadline | None = Non
     layers = _layers(response)
     raw = response.aiter_raw()
     try:
+        if not layers and deadline is None:
+            async for chunk in raw:  # the common case, without an encoding: kept cheap
+                yield chunk
+            return
         while True:
             if layers:
                 out = _produce(layers, len(layers) - 1, PIECE)
@@ -148,11 +157,12 @@ async def read_capped(response: httpx.Response, cap: int, *,
     Stops reading (and holding) as soon as the cap is passed; the caller closes the response.
     """
     buffer = bytearray()
-    async for piece in iter_body(response, deadline=deadline):
-        buffer += piece
-        if len(buffer) > cap:
-            del buffer[cap:]
-            return bytes(buffer), False
+    async with contextlib.aclosing(iter_body(response, deadline=deadline)) as pieces:
+        async for piece in pieces:
+            buffer += piece
+            if len(buffer) > cap:
+                del buffer[cap:]
+                return bytes(buffer), False
     return bytes(buffer), True
 
 

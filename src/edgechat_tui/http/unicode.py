@@ -33,6 +33,8 @@ class SurrogateJoiner:
 
     def feed(self, piece: str) -> str:
         """The safe text of ``piece``; a trailing high half is held back (it may pair with what comes)."""
+        if not self._pending and not _SURROGATE.search(piece):
+            return piece  # the common case, once per piece of a reply: kept cheap
         text = self._pending + piece
         self._pending = ""
         if text and _is_high(text[-1]):

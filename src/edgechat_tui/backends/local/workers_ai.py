@@ -188,7 +188,7 @@ class WorkersAIClient:
         if session_id:
             headers["x-session-affinity"] = session_id
         context = self._context(url, model)
-        deadline = Deadline(self.reply_timeout)
+        deadline = Deadline(self.reply_timeout, slack=self.connect_timeout + 2 * self.read_timeout)
 
         def wait_for(error: EdgechatError, attempt: int) -> float | None:
             if not error.retryable or getattr(error, "code", None) == "reply_timeout":
@@ -198,7 +198,7 @@ class WorkersAIClient:
 
         async def sleep(seconds: float) -> None:
             try:
-                await deadline.run(self._sleep(seconds))
+                await deadline.run(self._sleep(seconds), longest=seconds)
             except DeadlineExceeded as exc:
                 raise transport_error(exc, self._where(context)) from None
 

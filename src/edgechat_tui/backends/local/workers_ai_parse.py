@@ -10,6 +10,7 @@ across pieces); a whole answer's text has them repaired here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from edgechat_tui.backends.local.workers_ai_errors import (
@@ -41,8 +42,8 @@ def text_of(value: Any) -> str | None:
 def parse_event(data: str, context: RequestContext) -> tuple[str, Usage | None]:
     """One stream event's text and usage. Raises ProtocolError for an event that is not understood."""
     try:
-        event = loads(data)
-    except JSONDataError:
+        event = json.loads(data)  # not jsondata.loads: this runs once per piece of a reply
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         event = None
     if not isinstance(event, dict):
         shown = quote(data, context, 80)

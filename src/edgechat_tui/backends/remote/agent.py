@@ -248,6 +248,10 @@ class RemoteAgent(ChatTurns, Agent):
                                 "it was not read.", hint=hint)
         return body
 
+    def _deadline(self) -> Deadline:
+        """The deadline of one request (of a chat turn, retries included), from now."""
+        return Deadline(self._reply_timeout, slack=self._connect_timeout + 2 * self._read_timeout)
+
     async def aclose(self) -> None:
         """Close the connections; the agent refuses requests from then on."""
         await self._http.aclose()
@@ -261,7 +265,7 @@ class RemoteAgent(ChatTurns, Agent):
 
     async def _check(self) -> str:
         url = self._endpoint.url("/")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             headers = self._headers("application/json", auth=False)  # the health check never needs a token
             async with self._request("GET", url, exchange, deadline, public=True,
@@ -377,7 +381,7 @@ class RemoteAgent(ChatTurns, Agent):
     async def _history_page(self, params: dict[str, str]) -> tuple[dict[str, Any], int]:
         """One history answer, parsed, and its size in bytes (decoded)."""
         url = self._endpoint.url("/api/history")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             async with self._request("GET", url, exchange, deadline, params=params,
                                      headers=self._headers("application/json")) as response:
@@ -400,7 +404,7 @@ class RemoteAgent(ChatTurns, Agent):
             raise NotSupported("/clear is not available on this agent.",
                                hint="it does not offer a reset: the conversation goes on")
         url = self._endpoint.url("/api/reset")
-        exchange, deadline = Exchange(), Deadline(self._reply_timeout)
+        exchange, deadline = Exchange(), self._deadline()
         with self._transport_errors(exchange):
             async with self._request("POST", url, exchange, deadline, json=self._user_param(),
                                      headers=self._headers("application/json")) as response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,10 +33,11 @@ async def sse_events(response: httpx.Response, deadline: Deadline | None = None,
     """
     parser = SSEParser(max_event_bytes=MAX_EVENT_BYTES)
     try:
-        async for chunk in iter_body(response, deadline=deadline):
-            for event in parser.feed(chunk):
-                if event.event in _KNOWN_EVENTS:
-                    yield event.event, event_data(event)
+        async with contextlib.aclosing(iter_body(response, deadline=deadline)) as chunks:
+            async for chunk in chunks:
+                for event in parser.feed(chunk):
+                    if event.event in _KNOWN_EVENTS:
+                        yield event.event, event_data(event)
         last = parser.end()
     except SSEError as exc:
         raise ProtocolError(f"The agent's reply stream is malformed: {exc}.",

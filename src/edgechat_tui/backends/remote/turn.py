@@ -102,7 +102,7 @@ class ChatTurns:
     async def send(self, text: str) -> AsyncIterator[Event]:
         with self._one_turn_at_a_time(text):
             turn = Turn(user_message=Message(role="user", content=text))
-            deadline = Deadline(self._reply_timeout)
+            deadline = self._deadline()
             try:
                 with self._redacting():
                     async with contextlib.aclosing(self._turn(turn, deadline)) as events:
@@ -117,7 +117,7 @@ class ChatTurns:
     async def _turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
         async def sleep(seconds: float) -> None:
             with self._transport_errors(turn, chat=True):
-                await deadline.run(asyncio.sleep(seconds))
+                await deadline.run(asyncio.sleep(seconds), longest=seconds)
 
         # With idempotency a repeat of the turn's key returns the stored turn: sending again is safe
         # even after text arrived (the repeat's reply begins with what was shown, which is skipped).
