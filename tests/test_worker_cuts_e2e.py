@@ -82,7 +82,9 @@ async def _user_turns(url: str, user: str, count: int, idempotent_retries: int) 
                     raise
         assert agent.capabilities is not None and "idempotency" in agent.capabilities.names
         for number in range(count):
-            outcome = Outcome(text=f"turn {user} #{number}: remember {number * 7919 % 1000}")
+            # Every third reply is long (60 words, streamed in many pieces), so cuts land mid-reply too.
+            longer = " [[words 60]]" if number % 3 == 0 else ""
+            outcome = Outcome(text=f"turn {user} #{number}: remember {number * 7919 % 1000}{longer}")
             try:
                 async for event in agent.send(outcome.text):
                     if isinstance(event, TextDelta):
@@ -102,7 +104,8 @@ async def _run(worker_url: str, turns: int, seed: int) -> tuple[Figures, dict[st
     started = time.monotonic()
     per_user = [turns // USERS + (1 if i < turns % USERS else 0) for i in range(USERS)]
     users = [f"cut-{seed}-{i}" for i in range(USERS)]
-    async with CuttingProxy((upstream.hostname or "127.0.0.1", upstream.port or 80), seed=seed) as proxy:
+    async with CuttingProxy((upstream.hostname or "127.0.0.1", upstream.port or 80), seed=seed,
+                            max_answer_offset=3000) as proxy:
         results = await asyncio.gather(*(_user_turns(proxy.url, user, n, 10)
                                          for user, n in zip(users, per_user, strict=True)))
         counts = vars(proxy.counts).copy()
