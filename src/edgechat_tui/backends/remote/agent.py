@@ -5,10 +5,19 @@ extensions a server announces in its health answer (streaming, history, reset, a
 takes the reply by the answer's content type, never by what it asked for, so one code path serves
 the seed's Worker and ours.
 
-A chat request is not idempotent: the server may store a turn whose answer never reached us. So a
-message is sent again only when it certainly did not reach the server (connection refused, name not
-resolved) or when the server said it did not process it (429 ``rate_limited``, 503), and only before
-any text arrived. Everything else is reported, saying when the agent may have stored the turn.
+A chat request is not idempotent by itself: the server may store a turn whose answer never reached
+us. Each turn carries an ``Idempotency-Key`` of its own (the same on every attempt); a server that
+offers ``idempotency`` stores a turn once per key, so there a turn is also sent again after a timeout
+or a connection lost after sending, even mid-reply (the repeat's text already shown is skipped).
+Elsewhere a message is sent again only when it certainly did not reach the server (connection
+refused, name not resolved) or when the server said it did not process it (429 ``rate_limited``,
+503), and only before any text arrived. Everything else is reported, saying when the agent may have
+stored the turn.
+
+Who is asking (:mod:`.identity`): the configured credentials go on every request but the health
+check; on a server that verifies the caller (``authMode`` ``user-tokens`` or ``access``) the health
+check asks ``whoami``, and that user is the one used, or a ``--user`` that differs is refused before
+anything is sent.
 
 The pieces: :mod:`.endpoint` (the URL), :mod:`.capabilities` (the health answer), :mod:`.errors`
 (failed answers), :mod:`.replies` (reading chat answers), :mod:`.history`; transport failures, body
