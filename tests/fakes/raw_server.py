@@ -10,7 +10,8 @@ its headers and its declared body), then:
 - ``cut-stream``: an SSE answer with one piece of text (in the shape the path asks for), then a reset;
 - ``stall-stream``: the same piece of text, then nothing;
 - ``trickle``: an SSE answer that sends a keep-alive comment every ``interval`` seconds, forever;
-  ``trickle-empty``: an empty text delta instead; ``trickle-bytes``: one byte of a line that never ends.
+  ``trickle-empty``: an empty text delta instead; ``trickle-bytes``: one byte of a line that never ends;
+  ``trickle-error``: a 500 whose body comes one byte at a time, forever.
 
 :func:`backlogged_port` gives a port whose accept queue is full, so a connection to it never
 completes (a connect timeout on loopback).
@@ -141,13 +142,19 @@ class RawServer:
                 else:
                     self._stop.wait()
             elif self.mode.startswith("trickle"):
-                conn.sendall(_SSE_HEAD)
+                if self.mode == "trickle-error":
+                    conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n")
+                else:
+                    conn.sendall(_SSE_HEAD)
                 if self.mode == "trickle-empty":
                     piece = (b'event: delta\ndata: {"text": ""}\n\n' if b"/api/chat" in path
                              else b'data: {"response": ""}\n\n')
                 elif self.mode == "trickle-bytes":
                     conn.sendall(_chunk(b"data: "))
                     piece = b"x"
+                elif self.mode == "trickle-error":
+                    piece = b"e"
                 else:
                     piece = b": keep-alive\n"
                 while not self._stop.wait(self.interval):

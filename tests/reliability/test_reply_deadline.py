@@ -1,10 +1,11 @@
 """An overall deadline for a reply: a server that keeps the connection alive cannot keep edgechat waiting.
 
-A server that sends a keep-alive comment, an empty text delta or one byte of a line that never ends,
-every 50 ms, never trips the read timeout (0.5 s between bytes). ``reply_timeout`` (1 s here) ends the
-reply anyway: ``edgechat -m`` exits 1 with one clear line naming the setting, in local and remote mode,
-having sent the message once; in-process the error is a RequestTimeout with code ``reply_timeout``.
-``reply_timeout = 0`` means no limit (the read timeout still applies to a server that goes silent).
+A server that sends a keep-alive comment, an empty text delta, one byte of a line that never ends, or
+one byte of an error page, every 50 ms, never trips the read timeout (0.5 s between bytes).
+``reply_timeout`` (1 s here) ends the reply anyway: ``edgechat -m`` exits 1 with one clear line
+naming the setting, in local and remote mode, having sent the message once; in process the error
+is a RequestTimeout with code ``reply_timeout``. ``reply_timeout = 0`` means no limit (the read
+timeout still applies to a server that goes silent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from edgechat_tui.core.errors import RequestTimeout
 from tests.fakes.raw_server import RawServer
 from tests.reliability.harness import ACCOUNT, TOKEN, cli_unclear_reasons, run_edgechat
 
-KINDS = ["trickle", "trickle-empty", "trickle-bytes"]
+KINDS = ["trickle", "trickle-empty", "trickle-bytes", "trickle-error"]
 
 
 @pytest.mark.parametrize("mode", ["local", "remote"])
@@ -66,10 +67,11 @@ async def test_the_deadline_covers_the_whole_reply_and_zero_means_none(mode: str
             return exc
         raise AssertionError("the reply ended without an error")
 
-    with RawServer("trickle") as server:
-        error = await reply(server.url, 0.6)
-    assert isinstance(error, RequestTimeout) and error.code == "reply_timeout", repr(error)
-    assert "within 0.6 s" in error.message and "reply_timeout" in (error.hint or "")
+    for kind in KINDS:
+        with RawServer(kind) as server:
+            error = await reply(server.url, 0.6)
+        assert isinstance(error, RequestTimeout) and error.code == "reply_timeout", (kind, repr(error))
+        assert "within 0.6 s" in error.message and "reply_timeout" in (error.hint or "")
     with RawServer("silent") as server:  # no deadline: the gap between bytes is still timed
         error = await reply(server.url, 0)
     assert isinstance(error, RequestTimeout) and error.code == "timeout", repr(error)

@@ -325,9 +325,10 @@ class WorkersAIClient:
     async def _verify_at(self, url: str, context: RequestContext) -> dict[str, Any] | None:
         """The verify answer as JSON, None when the token is refused there; other failures raise."""
         # The client sends the token itself.
-        response = await self._send(self._http.build_request("GET", url), context)
+        deadline = Deadline(self.reply_timeout, slack=self.connect_timeout + 2 * self.read_timeout)
+        response = await self._send(self._http.build_request("GET", url), context, deadline)
         try:
-            raw, complete = await self._read(response, MAX_ERROR_BODY, context)
+            raw, complete = await self._read(response, MAX_ERROR_BODY, context, deadline)
         finally:
             await response.aclose()
         if response.status_code in (401, 403):

@@ -280,7 +280,7 @@ class RemoteAgent(ChatTurns, Agent):
             async with self._request("GET", url, exchange, deadline, public=True,
                                      headers=headers) as response:
                 if response.status_code != 200:
-                    raise await self._error_from(response, url)
+                    raise await self._error_from(response, url, deadline)
                 body = await self._read_json(response, deadline)
         content_type = response.headers.get("content-type", "")
         data = loads_object(body)
@@ -395,7 +395,7 @@ class RemoteAgent(ChatTurns, Agent):
             async with self._request("GET", url, exchange, deadline, params=params,
                                      headers=self._headers("application/json")) as response:
                 if response.status_code != 200:
-                    raise await self._error_from(response, str(response.url))
+                    raise await self._error_from(response, str(response.url), deadline)
                 body = await self._read_json(response, deadline)
         data = loads_object(body)
         if data is None or not isinstance(data.get("messages"), list):
@@ -418,7 +418,7 @@ class RemoteAgent(ChatTurns, Agent):
             async with self._request("POST", url, exchange, deadline, json=self._user_param(),
                                      headers=self._headers("application/json")) as response:
                 if response.status_code != 200:
-                    raise await self._error_from(response, url)
+                    raise await self._error_from(response, url, deadline)
                 body = await self._read_json(response, deadline)
         data = loads_object(body)
         if data is None:
@@ -450,10 +450,10 @@ class RemoteAgent(ChatTurns, Agent):
                 error.hint = chat_hint(error, exchange)
             raise error from None
 
-    async def _error_from(self, response: httpx.Response, url: str) -> EdgechatError:
+    async def _error_from(self, response: httpx.Response, url: str, deadline: Deadline) -> EdgechatError:
         """The typed error for a failed answer, read (at most MAX_ERROR_BYTES of it) and mapped."""
         try:
-            body, _complete = await read_capped(response, MAX_ERROR_BYTES)
+            body, _complete = await read_capped(response, MAX_ERROR_BYTES, deadline=deadline)
         except httpx.HTTPError:
             body = b""
         return error_from_answer(response.status_code, response.headers, body, url,

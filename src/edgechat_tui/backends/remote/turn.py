@@ -167,7 +167,7 @@ class ChatTurns:
         with self._transport_errors(turn, chat=True):
             async with self._request("POST", url, turn, deadline, json=body, headers=headers) as response:
                 if not 200 <= response.status_code < 300:
-                    raise await self._error_from(response, url)
+                    raise await self._error_from(response, url, deadline)
                 if media_type(response.headers.get("content-type", "")) == "text/event-stream":
                     self._streamed = True
                     async with contextlib.aclosing(self._read_stream(response, turn, deadline)) as events:
