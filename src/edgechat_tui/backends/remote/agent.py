@@ -312,7 +312,7 @@ class RemoteAgent(ChatTurns, Agent):
                 if response.status_code == 404 and not (self._caps and self._caps.verifies_user):
                     return  # a server that lists whoami but does not answer it: nothing learnt
                 if response.status_code != 200:
-                    raise await self._error_from(response, url)
+                    raise await self._error_from(response, url, deadline)
                 body = await self._read_json(response, deadline)
         answer = parse_whoami(loads_object(body))
         if answer is None:
