@@ -7,6 +7,11 @@ switchable so a test can meet a server with any subset:
 - ``stream``: when the request accepts ``text/event-stream``, the reply as server-sent events
   (``delta``... ``done``), sent with chunked transfer encoding as a Worker sends it;
 - ``history``: ``GET /api/history?userId=…&limit=N``;
+- ``history-pages``: pages of at most ``page_size`` messages, ``previous`` a cursor (``c<index>``)
+  to pass as ``before``; ``cursor_loop`` makes every page name itself as the previous one (a broken
+  server, for the client's bound);
+- ``whoami`` (with ``whoami_user``): mode ``user-tokens``, ``GET /api/whoami`` names that user, and
+  a request naming anyone else is 403 ``forbidden``;
 - ``reset``: ``POST /api/reset``, archiving the old conversation;
 - ``auth``: with a token, every route but the health check answers 401 ``unauthorized`` without it;
 - errors as JSON with stable codes (``bad_request``, ``not_found``, ...).
@@ -151,6 +156,9 @@ class AgentServer(SeedServer):
         model: str | None = DEFAULT_MODEL,
         delta_delay: float = 0.0,
         keepalive: bool = False,
+        page_size: int = 100,
+        cursor_loop: bool = False,
+        whoami_user: str | None = None,
     ) -> None:
         super().__init__(prefix=prefix, host=host, port=port)
         if isinstance(capabilities, str):  # from the command line: "stream,history"
@@ -160,6 +168,9 @@ class AgentServer(SeedServer):
         self.model = model
         self.delta_delay = delta_delay
         self.keepalive = keepalive
+        self.page_size = page_size
+        self.cursor_loop = cursor_loop
+        self.whoami_user = whoami_user
         self.archives: dict[str, list[dict[str, Any]]] = {}
         self._archive_ids = itertools.count(1)
 
@@ -170,6 +181,20 @@ class AgentServer(SeedServer):
                 and request.headers.get("authorization") != f"Bearer {self.token}":
             h.reply_json(401, error_body("unauthorized", "Missing or invalid bearer token"))
             return
+        if self.whoami_user is not None and request.method != "OPTIONS" and request.path != "/":
+            named = (request.query.get("userId") or [""])[0]
+            if not named and request.method == "POST":
+                try:
+                    named = json.loads(request.body).get("userId") or ""
+                except (ValueError, AttributeError):
+                    named = ""
+            if named and named != self.whoami_user:
+                h.reply_json(403, error_body("forbidden", "This credential is not for that user",
+                                             f"the credential is {self.whoami_user}'s"))
+                return
+            if request.path == "/api/whoami" and request.method == "GET":
+                h.reply_json(200, {"userId": self.whoami_user, "auth": "user-tokens"})
+                return
         super().handle(h, request)
 
     def route(self, h: SeedHandler, request: RecordedRequest, answer: Scripted | None) -> None:
@@ -196,6 +221,9 @@ class AgentServer(SeedServer):
     def health(self) -> dict[str, Any]:
         health = {**super().health(), "protocol": 1, "capabilities": list(self.capabilities),
                   "auth": self.token is not None}
+        if self.whoami_user is not None:
+            health |= {"protocol": 2, "authMode": "user-tokens", "auth": True,
+                       "capabilities": [*self.capabilities, "whoami"]}
         if self.model:
             health["model"] = self.model
         return health
@@ -203,19 +231,38 @@ class AgentServer(SeedServer):
     # --- the extensions ---------------------------------------------------------------------------
 
     def history(self, h: SeedHandler, request: RecordedRequest) -> None:
-        user = (request.query.get("userId") or [""])[0]
+        user = (request.query.get("userId") or [""])[0] or (self.whoami_user or "")
         if not valid_user_id(user):
             h.reply_json(400, error_body("bad_request", "Invalid userId"))
             return
         limit_text = (request.query.get("limit") or [""])[0]
         messages = self.messages(user)
+        if "history-pages" in self.capabilities:
+            self.history_page(h, user, messages, limit_text, (request.query.get("before") or [None])[0])
+            return
         if limit_text.isdigit():
             messages = messages[-int(limit_text):] if int(limit_text) else []
         h.reply_json(200, {"userId": user, "messageCount": len(self.messages(user)), "messages": messages})
 
+    def history_page(self, h: SeedHandler, user: str, messages: list[dict[str, Any]], limit_text: str,
+                     before: str | None) -> None:
+        end = len(messages)
+        if before is not None:
+            if not re.fullmatch(r"c\d+", before) or int(before[1:]) > len(messages):
+                h.reply_json(400, error_body("bad_request", "Invalid history cursor"))
+                return
+            end = int(before[1:])
+        limit = int(limit_text) if limit_text.isdigit() and int(limit_text) else self.page_size
+        start = max(0, end - min(limit, self.page_size))
+        previous = f"c{start}" if start > 0 else None
+        if self.cursor_loop:
+            previous = f"c{end}"
+        h.reply_json(200, {"userId": user, "messageCount": len(messages), "messages": messages[start:end],
+                           "previous": previous})
+
     def reset(self, h: SeedHandler, request: RecordedRequest) -> None:
         try:
-            user = json.loads(request.body).get("userId")
+            user = json.loads(request.body).get("userId") or self.whoami_user
         except (ValueError, AttributeError):
             user = None
         if not valid_user_id(user):
@@ -236,7 +283,7 @@ class AgentServer(SeedServer):
         if not isinstance(data, dict):
             h.reply_json(400, error_body("bad_request", "The body must be a JSON object"))
             return
-        message, user = data.get("message"), data.get("userId") or "default-user"
+        message, user = data.get("message"), data.get("userId") or self.whoami_user or "default-user"
         if not isinstance(message, str) or not message.strip():
             h.reply_json(400, error_body("bad_request", "The message must be a non-empty string"))
             return

@@ -75,6 +75,7 @@ class RawServer:
 
     def __init__(self, mode: str, *, interval: float = 0.05) -> None:
         self.requests = 0
+        self.health_checks = 0  # of them, ``GET /`` (a remote client's health check before it sends)
         self.mode = mode
         self.interval = interval
         self._sock = socket.socket()
@@ -120,6 +121,8 @@ class RawServer:
             head = _read_request(conn)
             path = head.split(b"\r\n", 1)[0]
             self.requests += 1
+            if path.startswith(b"GET / "):
+                self.health_checks += 1
             if self.mode == "silent":
                 self._stop.wait()
             elif self.mode == "garbage":

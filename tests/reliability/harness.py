@@ -36,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-RELIABILITY-3f9c2a7e51d8-SECRET"
 #: The remote agent's bearer token, likewise.
 REMOTE_TOKEN = "rtok-RELIABILITY-b64d0e92c7a1-SECRET"
-SECRETS = (TOKEN, REMOTE_TOKEN)
+#: Cloudflare Access credentials (issue 12): a service token's secret, and a user's Access token as
+#: access_token_command prints it (a JWT-shaped string).
+ACCESS_CLIENT_SECRET = "acs-RELIABILITY-9e1d27c04b3f-SECRET"
+ACCESS_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.atok-Zq7wX3vKp2Lm9Nc4-usrJWTsig"
+SECRETS = (TOKEN, REMOTE_TOKEN, ACCESS_CLIENT_SECRET, ACCESS_TOKEN)
+_NAMED_SECRETS = (("TOKEN", TOKEN), ("REMOTE_TOKEN", REMOTE_TOKEN),
+                  ("ACCESS_CLIENT_SECRET", ACCESS_CLIENT_SECRET), ("ACCESS_TOKEN", ACCESS_TOKEN),
+                  ("ACCESS_TOKEN signature", ACCESS_TOKEN.rsplit(".", 1)[1]))
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN_CLASS = "security: tokens in outputs and files"
 TOKEN_COMMAND = "pytest tests/reliability  (every edgechat run and data dir is searched)"
@@ -126,7 +133,7 @@ class Run:
 def secrets_in(data: bytes | str) -> list[str]:
     """Which of the suite's tokens ``data`` holds (whole)."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    return [name for name, secret in (("TOKEN", TOKEN), ("REMOTE_TOKEN", REMOTE_TOKEN)) if secret in text]
+    return [name for name, secret in _NAMED_SECRETS if secret in text]
 
 
 def check_output_for_secrets(where: str, *outputs: bytes) -> None:

@@ -8,8 +8,13 @@ from edgechat_tui.backends.base import Agent
 from edgechat_tui.config.settings import Settings
 
 
-def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] | None = None) -> Agent:
+def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] | None = None,
+                 user_given: bool | None = None) -> Agent:
     """The agent for ``user``: remote when ``remote_url`` is set, else local.
+
+    ``user_given``: the user named ``user`` (``--user``), so on an agent that verifies who is asking
+    it must agree with ``whoami``; otherwise the agent's ``whoami`` decides. Unsaid, ``user`` counts
+    as given when it is not the settings' default profile.
 
     Raises InvalidUserId for a bad user id and MissingCredentials when local mode has no account
     id or token; touches no file and opens no connection.
@@ -18,10 +23,16 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
         from edgechat_tui.backends.remote.agent import RemoteAgent
 
         token = settings.remote_token.reveal() if settings.remote_token else None
+        if user_given is None:
+            user_given = user != settings.user
         return RemoteAgent(
             settings.remote_url,
             user,
             token=token,
+            user_given=user_given,
+            access_client_id=settings.values.get("access_client_id"),
+            access_client_secret=settings.values.get("access_client_secret"),
+            access_token_command=settings.values.get("access_token_command"),
             timeout=settings.remote_timeout,
             connect_timeout=settings.connect_timeout,
             reply_timeout=settings.reply_timeout,

@@ -130,33 +130,40 @@ def _check_profile(settings, user: str) -> None:
                             hint="edgechat users lists the profiles")
 
 
-async def _remote_agent(settings, user: str):
+async def _remote_agent(settings, user: str, user_given: bool | None = None):
     from edgechat_tui.backends.factory import create_agent
 
-    agent = create_agent(settings, user, warn=warn)
-    await agent.check()
+    agent = create_agent(settings, user, warn=warn, user_given=user_given)
+    try:
+        await agent.check()
+    except BaseException:
+        await agent.aclose()
+        raise
     return agent
 
 
-async def _history(settings, user: str):
+async def _history(settings, user: str, user_given: bool | None = None):
+    """(the user whose history it is, its messages): on an agent that verifies the caller, the
+    verified user."""
     if not settings.remote_url:
         _check_profile(settings, user)
         store = _local_store(settings, user)
-        return store.load()
-    agent = await _remote_agent(settings, user)
+        return user, store.load()
+    agent = await _remote_agent(settings, user, user_given)
     try:
         messages = await agent.history()
+        user = agent.info.user
     finally:
         await agent.aclose()
     if messages is None:
         raise NotSupported("This agent does not share its history.")
-    return messages
+    return user, messages
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     settings = load(args)
     user = user_of(args, settings)
-    messages = asyncio.run(_history(settings, user))
+    user, messages = asyncio.run(_history(settings, user, args.user is not None))
     if args.format == "json":
         print_json({"userId": user, "messages": [m.to_json() for m in messages]}, indent=2)
         return 0
@@ -167,15 +174,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reset(settings, user: str) -> str | None:
+async def _reset(settings, user: str, user_given: bool | None = None) -> tuple[str, str | None]:
     if not settings.remote_url:
         _check_profile(settings, user)
         store = _local_store(settings, user)
         archived = store.archive()
-        return str(archived) if archived else None
-    agent = await _remote_agent(settings, user)
+        return user, str(archived) if archived else None
+    agent = await _remote_agent(settings, user, user_given)
     try:
-        return await agent.reset() or "the agent"
+        return agent.info.user, await agent.reset() or "the agent"
     finally:
         await agent.aclose()
 
@@ -183,7 +190,7 @@ async def _reset(settings, user: str) -> str | None:
 def cmd_reset(args: argparse.Namespace) -> int:
     settings = load(args)
     user = user_of(args, settings)
-    archived = asyncio.run(_reset(settings, user))
+    user, archived = asyncio.run(_reset(settings, user, args.user is not None))
     if archived:
         say(f"Conversation of '{user}' archived to {archived}\n")
     else:

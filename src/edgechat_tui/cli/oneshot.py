@@ -49,7 +49,20 @@ def read_message(args: argparse.Namespace) -> str:
     return args.message
 
 
-async def _one_shot(settings, user: str, text: str, as_json: bool) -> int:
+async def _check_remote(agent) -> None:
+    """Learn what the agent offers and who it says the user is, before anything is sent: a --user
+    that does not match ``whoami`` fails here. A failure worth retrying (the agent unreachable, busy)
+    is left to the turn, which retries what is safe to retry."""
+    from edgechat_tui.core.errors import EdgechatError
+
+    try:
+        await agent.check()
+    except EdgechatError as error:
+        if not error.retryable:
+            raise
+
+
+async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: bool | None = None) -> int:
     from edgechat_tui.backends.factory import create_agent
     from edgechat_tui.core.messages import Done, Retrying, TextDelta
 
@@ -64,10 +77,12 @@ async def _one_shot(settings, user: str, text: str, as_json: bool) -> int:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop, signum)
-    agent = create_agent(settings, user, warn=warn)
+    agent = create_agent(settings, user, warn=warn, user_given=user_given)
     clean = StreamSanitizer()
     printed = False
     try:
+        if agent.info.mode == "remote":
+            await _check_remote(agent)
         if not agent.info.streams and not as_json and sys.stderr.isatty():
             say("waiting for the agent...\n", err=True)
         async with contextlib.aclosing(agent.send(text)) as events:
@@ -112,4 +127,4 @@ def cmd_one_shot(args: argparse.Namespace) -> int:
     if not text.strip():
         raise EmptyMessage("There is nothing to send: the message is empty.",
                            hint="give -m TEXT or pipe text in")
-    return asyncio.run(_one_shot(settings, user, text, args.json))
+    return asyncio.run(_one_shot(settings, user, text, args.json, user_given=args.user is not None))

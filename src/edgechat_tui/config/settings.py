@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import shlex
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -120,6 +121,28 @@ def _as_secret(value: Any) -> Secret:
     return Secret(value)
 
 
+def _as_header_value(value: Any) -> str:
+    """A value sent in an HTTP header that is not secret (an Access client id): visible ASCII."""
+    value = _as_nonempty_str(value)
+    if any(not "!" <= ch <= "~" for ch in value):
+        raise ValueError("must be printable ASCII without spaces")
+    return value
+
+
+def _as_command(value: Any) -> str:
+    """A command line, split as a POSIX shell would split words (shlex) but never run by a shell."""
+    value = _as_nonempty_str(value)
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split into words: {exc}") from None
+    if not words:
+        raise ValueError("must name a program")
+    return value
+
+
 def _as_account_id(value: Any) -> str:
     value = _as_nonempty_str(value)
     if not re.fullmatch(r"[A-Za-z0-9]{1,64}", value):
@@ -184,7 +207,15 @@ OPTIONS: dict[str, Option] = {
         Option("default_user", _as_user_id, None, "profile used without --user"),
         Option("api_base", _as_url, DEFAULT_API_BASE, "Cloudflare API base (or an AI Gateway base)"),
         Option("remote_url", _as_url, None, "agent endpoint used instead of the local agent"),
-        Option("remote_token", _as_secret, None, "bearer token for the agent endpoint", secret=True),
+        Option("remote_token", _as_secret, None, "bearer token for the agent endpoint (shared or per-user)",
+               secret=True),
+        Option("access_client_id", _as_header_value, None,
+               "Cloudflare Access service token: its client id (sent as CF-Access-Client-Id)"),
+        Option("access_client_secret", _as_secret, None,
+               "Cloudflare Access service token: its client secret (sent as CF-Access-Client-Secret)",
+               secret=True),
+        Option("access_token_command", _as_command, None,
+               "command printing a user's Access token, e.g. cloudflared access token -app=URL"),
         Option("context_window", _as_int(512, 10_000_000), None,
                "context window in tokens, for models the built-in table does not know"),
         Option("max_retries", _as_int(0, 10), 3, "retries of a failed request before giving up"),

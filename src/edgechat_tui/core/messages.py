@@ -125,6 +125,8 @@ class Done:
     usage: Usage | None = None
     context: ContextInfo | None = None
     stopped: bool = False
+    #: The agent answered a repeat of the turn with the turn it had stored (an idempotent retry).
+    replayed: bool = False
 
 
 Event = TextDelta | Retrying | Done
@@ -141,3 +143,7 @@ class AgentInfo:
     streams: bool = True  # replies arrive in pieces (False: wait for the whole reply)
     shares_history: bool = True  # history() returns the stored conversation
     can_reset: bool = True
+    #: ``user`` is the one the agent verified from the credential (its ``whoami``), not a choice.
+    user_verified: bool = False
+    #: The remote agent's identity mode ("none", "token", "user-tokens", "access"); None when unknown.
+    auth_mode: str | None = None

@@ -70,12 +70,14 @@ async def with_retries(
     wait_for: Callable[[EdgechatError, int], float | None],
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     reason: Callable[[EdgechatError], str] = lambda error: error.message,
+    retry_after_text: bool = False,
 ) -> AsyncIterator[E | Retrying]:
     """The one retry loop: run ``attempt()`` and pass its events on, trying again when allowed.
 
     After a failed attempt ``n``, ``wait_for(error, n)`` says how long to wait before the next, or None
     when it must not be tried again. Never after reply text was passed on (a reply is never shown
-    twice) and never past ``max_attempts``. A :class:`Retrying` event announces each wait.
+    twice) unless ``retry_after_text`` (the attempt skips what was shown: an idempotent agent's
+    repeat), and never past ``max_attempts``. A :class:`Retrying` event announces each wait.
     """
     for number in range(1, max_attempts + 1):
         sent_text = False
@@ -88,7 +90,8 @@ async def with_retries(
                     yield event
             return
         except EdgechatError as error:
-            wait = None if sent_text or number >= max_attempts else wait_for(error, number)
+            blocked = sent_text and not retry_after_text
+            wait = None if blocked or number >= max_attempts else wait_for(error, number)
             if wait is None:
                 raise
             failure = error

@@ -8,6 +8,19 @@ from typing import Any
 from edgechat_tui.http.text import shown
 
 _NONE: frozenset[str] = frozenset()
+#: The modes where the server, not the client, names the user (docs/protocol.md, "Identity").
+IDENTITY_MODES = frozenset({"user-tokens", "access"})
+
+
+def _auth_mode(data: dict[str, Any]) -> str:
+    """``authMode`` when it is a string; otherwise (protocol 1, the seed) ``auth: true`` is a token.
+
+    An unknown mode is kept as it was named (shortened): it needs a credential, as ``auth`` says.
+    """
+    mode = data.get("authMode")
+    if isinstance(mode, str) and mode.strip():
+        return shown(mode.strip(), 40)
+    return "token" if data.get("auth") is True else "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +32,18 @@ class Capabilities:
     names: frozenset[str] = field(default_factory=frozenset)
     auth: bool = False
     model: str | None = None
+    #: The identity mode (protocol 2's ``authMode``; for older servers ``auth: true`` is "token").
+    auth_mode: str = "none"
+
+    @property
+    def verifies_user(self) -> bool:
+        """True when the server takes the user id from the credential, not from the request."""
+        return self.auth_mode in IDENTITY_MODES
+
+    @property
+    def asks_whoami(self) -> bool:
+        """True when the client should ask ``whoami`` who the server takes it for."""
+        return self.verifies_user or "whoami" in self.names
 
     @classmethod
     def from_health(cls, data: dict[str, Any]) -> Capabilities:
@@ -32,6 +57,7 @@ class Capabilities:
             names=frozenset(n for n in names if isinstance(n, str)) if isinstance(names, list) else _NONE,
             auth=data.get("auth") is True,
             model=shown(model, 120) if isinstance(model, str) and model.strip() else None,
+            auth_mode=_auth_mode(data),
         )
 
     def describe(self) -> str:
@@ -43,4 +69,4 @@ class Capabilities:
         return f"reachable: {who}, protocol {self.protocol if self.protocol is not None else '?'} ({offered})"
 
 
-__all__ = ["Capabilities"]
+__all__ = ["IDENTITY_MODES", "Capabilities"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,9 +35,16 @@ MAX_SHOWN_CHARS = 300
 TOKEN_HINT = "check remote_token, or EDGECHAT_REMOTE_TOKEN"
 URL_HINT = "check the --remote URL: it is the agent's base, such as https://host or https://host/prefix"
 
+ACCESS_HINT = "check access_client_id and access_client_secret, or access_token_command"
+MISCONFIGURED_HINT = ("the agent's operator must fix the Worker's settings (its secrets and vars, see "
+                      "docs/worker.md); nothing will work until then")
+
 STATUS_OF_CODE = {
     "bad_request": 400,
     "unauthorized": 401,
+    "forbidden": 403,
+    "misconfigured": 500,
+    "unavailable": 503,
     "not_found": 404,
     "context_too_long": 413,
     "rate_limited": 429,
@@ -48,10 +56,13 @@ STATUS_OF_CODE = {
 
 def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str, *,
                       has_token: bool = False, redactor: Redactor = NO_SECRETS,
-                      data: dict[str, Any] | None = None) -> EdgechatError:
+                      data: dict[str, Any] | None = None, verified_user: str | None = None,
+                      access: bool = False) -> EdgechatError:
     """The typed error a user reads for a failed answer: by its ``code`` when it has one, else its status.
 
     ``data`` is the answer already parsed (an ``error`` event); otherwise ``body`` is parsed.
+    ``verified_user`` is who ``whoami`` said the credential is (for a 403); ``access`` says the
+    credentials are Cloudflare Access's (for what to check after a 401).
     """
     content_type = headers.get("content-type", "")
     if data is None:
@@ -62,7 +73,20 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
     retry_after = _retry_after(headers, data)
     kw: dict[str, Any] = {"status": status, "code": code}
 
+    if code == "misconfigured":
+        return ServerError(f"The agent is misconfigured and serves nothing ({status}){with_said}.",
+                           hint=MISCONFIGURED_HINT, **kw)
+    if code == "forbidden":
+        whose = (f"your credential is {verified_user}'s" if verified_user
+                 else "your credential belongs to another user")
+        return AuthError(f"The agent refused: that is another user's conversation, and {whose} ({status})"
+                         f"{with_said}.",
+                         hint="leave --user out to use the credential's own user, or use that user's "
+                              "credential", **kw)
     if code == "unauthorized" or status in (401, 403):
+        if access and (code == "unauthorized" or status == 401):
+            return AuthError(f"Cloudflare Access or the agent refused the Access credential "
+                             f"({status}){with_said}.", hint=ACCESS_HINT, **kw)
         if has_token:
             return AuthError(f"The agent refused the token ({status}){with_said}.", hint=TOKEN_HINT, **kw)
         return AuthError(f"The agent needs a token ({status}){with_said}.",
@@ -76,6 +100,8 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
         return ContextTooLong(f"The message is too long for the agent ({status}){with_said}.",
                               hint="shorten it, or start a new conversation", **kw)
     if code == "quota_exceeded":
+        if data is not None and isinstance(data.get("limit"), str):
+            return _user_limit(status, data, with_said, retry_after, kw)
         return QuotaExceeded(f"The agent's model allocation is used up ({status}){with_said}.",
                              hint="try again tomorrow, or ask the agent's operator", **kw)
     if code == "rate_limited" or status == 429:
@@ -92,6 +118,9 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
     if status >= 500 or code in ("model_unavailable", "internal"):
         if code == "model_unavailable":
             message, hint = f"The agent's model failed ({status}){with_said}.", "try again later"
+        elif code == "unavailable":
+            message = f"The agent cannot check credentials just now ({status}){with_said}."
+            hint = "try again in a moment; it could not reach the keys of Cloudflare Access"
         elif looks_like_html(content_type, body):
             message = f"The agent or a proxy before it failed ({status}){with_said}."
             hint = "try again later; if it persists, check the --remote URL"
@@ -102,6 +131,56 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
         return ServerError(message, hint=hint, retry_after=retry_after, **kw)
     hint = URL_HINT if looks_like_html(content_type, body) else None
     return BackendError(f"The agent answered {status}{with_said}.", hint=hint, **kw)
+
+
+_LIMIT_NAMES = {"daily_tokens": "your tokens for today", "turns_per_minute": "your turns for this minute"}
+
+
+def reset_time(reset_at: Any, retry_after: float | None, now: datetime | None = None) -> datetime | None:
+    """When a per-user limit resets, from ``resetAt`` (ISO 8601) or else ``retryAfter`` seconds from now."""
+    now = now or datetime.now(UTC)
+    if isinstance(reset_at, str):
+        try:
+            when = datetime.fromisoformat(reset_at.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None:
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    if retry_after is not None:
+        return now + timedelta(seconds=retry_after)
+    return None
+
+
+def describe_reset(when: datetime, now: datetime | None = None) -> str:
+    """``at 01:00 (local time), in 3 h 35 min``: the local clock time, and how long until then."""
+    now = now or datetime.now(UTC)
+    local, local_now = when.astimezone(), now.astimezone()
+    clock = local.strftime("%H:%M:%S") if (when - now).total_seconds() < 120 else local.strftime("%H:%M")
+    if local.date() != local_now.date():
+        clock = local.strftime("%a %d %b ") + clock
+    seconds = max(0, round((when - now).total_seconds()))
+    if seconds >= 3600:
+        left = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    elif seconds >= 60:
+        left = f"{seconds // 60} min {seconds % 60} s" if seconds < 600 else f"{seconds // 60} min"
+    else:
+        left = f"{seconds} s"
+    zone = local.strftime("%Z") or "local time"
+    return f"at {clock} ({zone}), in {left}"
+
+
+def _user_limit(status: int, data: dict[str, Any], with_said: str, retry_after: float | None,
+                kw: dict[str, Any]) -> EdgechatError:
+    """A per-user limit (``quota_exceeded`` with ``limit``): says which, and when it resets."""
+    limit = data.get("limit")
+    what = _LIMIT_NAMES.get(limit, f"your {shown(limit, 40)} limit") if isinstance(limit, str) else "a limit"
+    when = reset_time(data.get("resetAt"), retry_after)
+    resets = f"it resets {describe_reset(when)}" if when else "ask the agent's operator when it resets"
+    error = QuotaExceeded(f"You have reached a per-user limit of this agent, {what} ({status}){with_said}; "
+                          f"{resets}.",
+                          hint=f"{resets}; the agent's operator sets the per-user limits", **kw)
+    error.reset_at = when  # type: ignore[attr-defined]
+    return error
 
 
 def _what_it_said(data: dict[str, Any] | None, content_type: str, body: bytes, redactor: Redactor) -> str:
@@ -162,5 +241,18 @@ def _retry_after(headers: httpx.Headers, data: dict[str, Any] | None) -> float |
     return seconds
 
 
-__all__ = ["MAX_SHOWN_CHARS", "STATUS_OF_CODE", "TOKEN_HINT", "URL_HINT", "describe_body",
-           "error_from_answer", "html_title", "looks_like_html", "media_type"]
+__all__ = [
+    "ACCESS_HINT",
+    "MAX_SHOWN_CHARS",
+    "MISCONFIGURED_HINT",
+    "STATUS_OF_CODE",
+    "TOKEN_HINT",
+    "URL_HINT",
+    "describe_body",
+    "describe_reset",
+    "error_from_answer",
+    "html_title",
+    "looks_like_html",
+    "media_type",
+    "reset_time",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,11 @@ MAX_REPLY_CHARS = 8 * 1024 * 1024
 _CHAT_ACCEPT = "text/event-stream, application/json"
 
 
+def new_idempotency_key() -> str:
+    """A new turn's Idempotency-Key: 32 URL-safe characters (visible ASCII, as the protocol asks)."""
+    return secrets.token_urlsafe(24)
+
+
 @dataclass
 class Exchange:
     """How far a request got, for the error that ends it: did an answer start, did text arrive."""
@@ -56,6 +62,28 @@ class Turn(Exchange):
     user_message: Message = field(default_factory=lambda: Message(role="user", content=""))
     chars: int = 0
     completed: bool = False
+    #: The turn's Idempotency-Key: made once, sent on every attempt of this turn (and no other).
+    key: str = field(default_factory=new_idempotency_key)
+    #: Of a repeated attempt's reply, the text already shown by an earlier one (not shown twice).
+    echo: str = ""
+    attempts: int = 0
+
+
+def skip_echo(turn: Turn, piece: str) -> str:
+    """What of ``piece`` is new: a repeated attempt's reply starts with the text already shown."""
+    if not turn.echo:
+        return piece
+    common = 0
+    for a, b in zip(piece, turn.echo, strict=False):
+        if a != b:
+            break
+        common += 1
+    if common == len(piece) and common < len(turn.echo):
+        turn.echo = turn.echo[common:]
+        return ""
+    # All of the echo consumed (or the reply differs from what was shown: show what is new of it).
+    turn.echo = ""
+    return piece[common:]
 
 
 class ChatTurns:
@@ -87,15 +115,24 @@ class ChatTurns:
             with self._transport_errors(turn, chat=True):
                 await deadline.run(asyncio.sleep(seconds), longest=seconds)
 
+        # With idempotency a repeat of the turn's key returns the stored turn: sending again is safe
+        # even after text arrived (the repeat's reply begins with what was shown, which is skipped).
         retried = with_retries(lambda: self._attempt(turn, deadline), max_attempts=self._max_retries + 1,
                                wait_for=self._retry_wait, sleep=sleep,
-                               reason=lambda error: self._redact(error.message))
+                               reason=lambda error: self._redact(error.message),
+                               retry_after_text=self._idempotent())
         async with contextlib.aclosing(retried) as events:
             async for event in events:
                 yield event
 
+    def _idempotent(self) -> bool:
+        """The server stores a turn once per Idempotency-Key (its health answer says so)."""
+        return self._caps is not None and "idempotency" in self._caps.names
+
     def _retry_wait(self, exc: EdgechatError, attempt: int) -> float | None:
         """How long to wait before sending again, or None when sending again could duplicate the turn."""
+        if self._idempotent() and _may_retry_idempotent(exc):
+            return round(backoff_wait(attempt, None, base=self._retry_delay), 3)
         if isinstance(exc, ConnectionFailed):
             # A name that does not exist will not exist in a second either: only a resolver's
             # temporary failure and a refused connection (a server restarting) are worth another try.
@@ -119,10 +156,12 @@ class ChatTurns:
     async def _attempt(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
         url = self._endpoint.url("/api/chat")
         turn.answered = False
-        body = {"message": turn.user_message.content, "userId": self._user}
+        turn.attempts += 1
+        turn.echo = "".join(turn.parts)  # what an earlier attempt showed: a repeat's reply begins with it
+        body = {"message": turn.user_message.content, **self._user_param()}
+        headers = self._headers(_CHAT_ACCEPT) | {"Idempotency-Key": turn.key}
         with self._transport_errors(turn, chat=True):
-            async with self._request("POST", url, turn, deadline, json=body,
-                                     headers=self._headers(_CHAT_ACCEPT)) as response:
+            async with self._request("POST", url, turn, deadline, json=body, headers=headers) as response:
                 if not 200 <= response.status_code < 300:
                     raise await self._error_from(response, url, deadline)
                 if media_type(response.headers.get("content-type", "")) == "text/event-stream":
@@ -146,8 +185,10 @@ class ChatTurns:
             raise ProtocolError(f"The agent's answer cannot be read: {what}.",
                                 hint=URL_HINT if looks_like_html(content_type, body) else MAY_HAVE_ANSWERED)
         reply = fix_surrogates(reply)
-        done = self._complete(turn, reply, data.get("messageCount"), Usage.from_json(data.get("usage")))
-        return [TextDelta(reply), done] if reply else [done]
+        new = skip_echo(turn, reply)
+        done = self._complete(turn, reply, data.get("messageCount"), Usage.from_json(data.get("usage")),
+                              data)
+        return [TextDelta(new), done] if new else [done]
 
     async def _read_stream(self, response: httpx.Response, turn: Turn, deadline: Deadline,
                            ) -> AsyncIterator[Event]:
@@ -159,7 +200,7 @@ class ChatTurns:
                 if not isinstance(piece, str):
                     raise ProtocolError("The agent sent a piece of its reply without text.",
                                         hint=MAY_HAVE_ANSWERED)
-                piece = joiner.feed(piece)
+                piece = skip_echo(turn, joiner.feed(piece))
                 if not piece:
                     continue
                 turn.chars += len(piece)
@@ -170,14 +211,14 @@ class ChatTurns:
                 turn.parts.append(piece)
                 yield TextDelta(piece)
             elif name == "done":
-                rest = joiner.flush()
+                rest = skip_echo(turn, joiner.flush())
                 if rest:
                     turn.parts.append(rest)
                     yield TextDelta(rest)
                 reply = data.get("message")
                 reply = fix_surrogates(reply) if isinstance(reply, str) else "".join(turn.parts)
                 usage = Usage.from_json(data.get("usage"))
-                yield self._complete(turn, reply, data.get("messageCount"), usage)
+                yield self._complete(turn, reply, data.get("messageCount"), usage, data)
                 return
             elif name == "error":
                 raise self._error_from_event(data)
@@ -185,13 +226,15 @@ class ChatTurns:
         raise ProtocolError(
             "The reply stream ended before the agent said it was done." if turn.parts
             else "The reply stream ended without a reply.",
-            hint=MAY_HAVE_STORED_PART,
+            hint=MAY_HAVE_STORED_PART, code="incomplete",
         )
 
-    def _complete(self, turn: Turn, reply: str, count: Any, usage: Usage | None) -> Done:
-        """Count the finished turn in this session and build its Done."""
+    def _complete(self, turn: Turn, reply: str, count: Any, usage: Usage | None,
+                  data: dict[str, Any] | None = None) -> Done:
+        """Count the finished turn in this session and build its Done (a replay: the stored turn)."""
         model = self._caps.model if self._caps else None
-        message = Message(role="assistant", content=reply, model=model, usage=usage)
+        stopped = data is not None and data.get("stopped") is True  # a replay of a reply stopped early
+        message = Message(role="assistant", content=reply, model=model, usage=usage, stopped=stopped)
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
             message_count = count
         else:  # a server that does not count: ours is a best guess, never shown as exact
@@ -199,7 +242,8 @@ class ChatTurns:
         self._last_count = message_count
         self._session_messages += 2
         turn.completed = True
-        return Done(message=message, message_count=message_count, usage=usage)
+        replayed = data is not None and data.get("replayed") is True
+        return Done(message=message, message_count=message_count, usage=usage, replayed=replayed)
 
     async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
         # The user stopped the reply (or it broke off): keep what arrived, marked stopped. The server
@@ -209,6 +253,18 @@ class ChatTurns:
         self._session_messages += 2
         count = (self._last_count or 0) + 2
         return Done(message=reply, message_count=count, stopped=True)
+
+
+def _may_retry_idempotent(exc: EdgechatError) -> bool:
+    """With idempotency, what else is worth sending again: a timeout or a connection lost after
+    sending, a stream cut short. Not a name that does not resolve, a TLS failure or the reply deadline."""
+    if isinstance(exc, ConnectionFailed):
+        return exc.code in ("lost", "refused", "dns_temporary", "connect_timeout", "unreachable")
+    if isinstance(exc, RequestTimeout):
+        return exc.code == "timeout"
+    if isinstance(exc, ProtocolError):
+        return exc.code == "incomplete"
+    return False
 
 
 def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
@@ -231,4 +287,5 @@ def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
 
 
 
-__all__ = ["MAX_REPLY_CHARS", "ChatTurns", "Exchange", "Turn", "chat_hint"]
+__all__ = ["MAX_REPLY_CHARS", "ChatTurns", "Exchange", "Turn", "chat_hint", "new_idempotency_key",
+           "skip_echo"]
