@@ -3,8 +3,9 @@
 Textual's ``Markdown`` mounts a widget per block, and a long reply of a few hundred blocks takes
 seconds to lay out. This widget is a single line-API widget instead:
 
-* the text is cut into top-level blocks (:mod:`._md_blocks`); a block that can no longer change
-  is rendered once, to lines of Segments, and kept; only the open last block is re-rendered as text arrives;
+* the text is cut into top-level blocks (:mod:`edgechat_tui.ui.markdown.blocks`); a block that
+  can no longer change is rendered once, to lines of Segments, and kept; only the open last block
+  is re-rendered as text arrives;
 * updates are coalesced: ``append`` only stores text, and at most one render happens per frame
   interval (longer if rendering itself is slow), so a fast stream cannot flood the event loop;
 * only the lines that are on screen are drawn (``render_line``); the widget's height is its line
@@ -30,20 +31,20 @@ from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.core.sanitize import StreamSanitizer
-from edgechat_tui.ui.widgets import _md_lexers
-from edgechat_tui.ui.widgets._md_blocks import BlockSplitter, new_parser
-from edgechat_tui.ui.widgets._md_document import RenderedDocument
-from edgechat_tui.ui.widgets._md_render import Palette, resolve_code_theme
+from edgechat_tui.ui.markdown import lexers
+from edgechat_tui.ui.markdown.blocks import BlockSplitter, new_parser
+from edgechat_tui.ui.markdown.document import RenderedDocument
+from edgechat_tui.ui.markdown.style import Palette, resolve_code_theme
 
 
-async def preload_code_colours(languages: tuple[str, ...] = _md_lexers.COMMON_LANGUAGES) -> None:
+async def preload_code_colours(languages: tuple[str, ...] = lexers.COMMON_LANGUAGES) -> None:
     """Load the syntax lexers of common languages in a thread, ahead of the first reply with code.
 
     Without this, the first code block in a language is shown uncoloured for a moment while its
     lexer loads (off the event loop, but its ~0.1 s of CPU still competes with the app). Call it
     once the first frame is up, e.g. ``self.run_worker(preload_code_colours())`` in ``on_ready``.
     """
-    await asyncio.to_thread(_md_lexers.preload, languages)
+    await asyncio.to_thread(lexers.preload, languages)
 
 
 class ReplyMarkdown(Widget):
@@ -303,10 +304,10 @@ class ReplyMarkdown(Widget):
 
     async def _load_lexer(self, language: str) -> None:
         try:
-            await asyncio.to_thread(_md_lexers.load, language)
+            await asyncio.to_thread(lexers.load, language)
         finally:
             self._loading_lexers.discard(language)
-        if _md_lexers.cached(language) is None:
+        if lexers.cached(language) is None:
             return  # unknown language: the code stays uncoloured, as rendered
         old_height = self._height()
         first_changed = self._document.relex(language)

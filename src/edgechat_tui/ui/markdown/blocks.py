@@ -24,6 +24,8 @@ from itertools import pairwise
 
 from markdown_it import MarkdownIt
 
+__all__ = ["BlockSplitter", "block_parser", "block_start_lines", "new_parser"]
+
 
 def new_parser() -> MarkdownIt:
     """The Markdown dialect of replies: CommonMark with GitHub tables and strikethrough.
@@ -70,11 +72,6 @@ class BlockSplitter:
     def tail(self) -> str:
         """The text after the final blocks; it may still change as text arrives."""
         return self._tail
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close`` was called."""
-        return self._closed
 
     def feed(self, text: str) -> None:
         """Add text at the end."""

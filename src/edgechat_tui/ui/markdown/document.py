@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from textual.strip import Strip
 
-from edgechat_tui.ui.widgets._md_blocks import block_parser
-from edgechat_tui.ui.widgets._md_render import BlockRenderer, Line, Palette, fence_language
+from edgechat_tui.ui.markdown.blocks import block_parser
+from edgechat_tui.ui.markdown.inline import fence_language
+from edgechat_tui.ui.markdown.render import BlockRenderer
+from edgechat_tui.ui.markdown.style import Line, Palette
+
+__all__ = ["FENCE_PIECE", "LONG_TAIL", "RenderedDocument"]
 
 _BLANK: Line = []
 # An open code block in the tail is rendered in pieces of this many lines, each kept once its
