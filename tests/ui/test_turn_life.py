@@ -1,0 +1,118 @@
+"""A turn's life at its edges: sending while the agent is not ready, taking a turn back, a reply cut
+off, a reply that cannot be shown. Each window is held open by a condition (an event the test sets),
+never by a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from edgechat_tui.backends.local.agent import LocalAgent
+from edgechat_tui.ui import app as app_module
+from tests.fakes.workers_ai import Reply, Stall
+from tests.ui.conftest import (
+    SIZE,
+    make_app,
+    send,
+    stored_messages,
+    type_text,
+    wait_ready,
+    wait_until,
+    write_history,
+)
+
+
+def _hold_history(monkeypatch) -> asyncio.Event:
+    """Make every local agent's ``history()`` wait until the returned event is set."""
+    gate = asyncio.Event()
+    original = LocalAgent.history
+
+    async def slow_history(self):
+        await gate.wait()
+        return await original(self)
+
+    monkeypatch.setattr(LocalAgent, "history", slow_history)
+    return gate
+
+
+async def test_a_message_sent_while_the_history_loads_is_kept_in_the_input(settings, fake, monkeypatch):
+    write_history(settings.data_dir, "alice", [("old question", "old answer")])
+    gate = _hold_history(monkeypatch)
+    fake.enqueue(Reply("the answer"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.chat.status.state == "loading history…", what="the load")
+        await send(pilot, "too early")
+        assert app.chat.prompt.text == "too early"  # refused: kept, not shown
+        assert app.chat.turn is None and fake.run_requests == []
+        gate.set()
+        await wait_ready(pilot)
+        texts = [entry.text for entry in app.chat.chat_log.entries]
+        assert texts == ["old question", "old answer"]
+        assert app.chat.prompt.text == "too early"
+        await pilot.press("enter")  # now it goes, and it stays
+        await wait_until(pilot, lambda: len(stored_messages(settings.data_dir, "alice")) == 4,
+                         what="the turn saved")
+        await wait_ready(pilot)
+        assert [entry.text for entry in app.chat.chat_log.entries][2:] == ["too early", "the answer"]
+
+
+async def test_a_message_typed_during_a_user_switch_is_not_sent_as_the_old_profile(settings, fake,
+                                                                                   monkeypatch):
+    write_history(settings.data_dir, "bob", [("bob's question", "bob's answer")])
+    release = threading.Event()
+    original = app_module._create_agent
+
+    def slow_create(settings, user, warn):
+        if user == "bob":
+            assert release.wait(20), "the test never released bob's agent"
+        return original(settings, user, warn)
+
+    monkeypatch.setattr(app_module, "_create_agent", slow_create)
+    fake.enqueue(Reply("hello bob"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        app.chat.prompt.set_text("/user bob")
+        await pilot.press("enter")
+        await type_text(pilot, "for bob")
+        await pilot.press("enter")
+        try:
+            await wait_until(pilot, lambda: app.chat.status.state == "starting…", what="the switch")
+            assert app.chat.prompt.text == "for bob"
+            assert app.chat.turn is None and fake.run_requests == []
+        finally:
+            release.set()
+        await wait_until(pilot, lambda: app.chat.user == "bob" and app.chat.status.state == "ready",
+                         what="bob's conversation")
+        assert app.chat.prompt.text == "for bob"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(stored_messages(settings.data_dir, "bob")) == 4,
+                         what="bob's turn saved")
+    assert stored_messages(settings.data_dir, "alice") == []
+    assert [m["content"] for m in stored_messages(settings.data_dir, "bob")][2:] == ["for bob", "hello bob"]
+
+
+async def test_esc_before_the_first_token_with_new_text_keeps_the_sent_message_for_ctrl_r(settings, fake):
+    fake.enqueue(Stall(before_headers=True, seconds=30))
+    fake.enqueue(Reply("answered at last"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "the first message")
+        await wait_until(pilot, lambda: len(fake.run_requests) == 1, what="the request")
+        await type_text(pilot, "new text")
+        await pilot.press("escape")
+        await wait_ready(pilot)
+        assert app.chat.prompt.text == "new text"  # what the user typed meanwhile stays
+        assert app.chat.failed_text == "the first message"  # and the sent one is kept for Ctrl+R
+        await wait_until(pilot, lambda: any("Ctrl+R" in e.text for e in app.chat.chat_log.entries),
+                         what="the notice")
+        assert app.chat.check_action("retry", ()) is True
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(stored_messages(settings.data_dir, "alice")) == 2,
+                         what="the resent turn saved")
+        await wait_ready(pilot)
+        assert [m["content"] for m in stored_messages(settings.data_dir, "alice")] == [
+            "the first message", "answered at last"]
+        assert app.chat.prompt.text == "new text"
