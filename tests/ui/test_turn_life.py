@@ -9,7 +9,8 @@ import threading
 
 from edgechat_tui.backends.local.agent import LocalAgent
 from edgechat_tui.ui import app as app_module
-from tests.fakes.workers_ai import Reply, Stall
+from edgechat_tui.ui.widgets.messages import AssistantMessage
+from tests.fakes.workers_ai import CutStream, Reply, Stall
 from tests.ui.conftest import (
     SIZE,
     make_app,
@@ -116,3 +117,31 @@ async def test_esc_before_the_first_token_with_new_text_keeps_the_sent_message_f
         assert [m["content"] for m in stored_messages(settings.data_dir, "alice")] == [
             "the first message", "answered at last"]
         assert app.chat.prompt.text == "new text"
+
+
+async def test_a_reply_cut_off_mid_stream_stays_shown_marked_and_ctrl_r_sends_again(settings, fake):
+    fake.enqueue(CutStream("This reply will be cut off before it is complete, mid sentence.", after_chunks=4))
+    fake.enqueue(Reply("the whole reply"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "tell me")
+        await wait_until(pilot, lambda: app.chat.status.state == "failed", what="the failure")
+        log = app.chat.chat_log
+        kinds = [entry.kind for entry in log.entries]
+        assert kinds == ["user", "assistant", "error"]
+        reply = log.entries[1]
+        assert reply.text and "This reply" in reply.text and not reply.live and reply.stopped
+        widget = reply.widget
+        assert isinstance(widget, AssistantMessage) and widget.text == reply.text
+        assert "cut off" in str(widget.label.render())
+        assert "kept above" in log.entries[2].advice
+        assert app.chat.prompt.text == ""  # not put back: Ctrl+R sends it again
+        assert app.chat.failed_text == "tell me"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: any(m["content"] == "the whole reply"
+                                            for m in stored_messages(settings.data_dir, "alice")),
+                         what="the resent turn saved")
+        await wait_ready(pilot)
+        assert [entry.kind for entry in log.entries] == ["user", "assistant", "error", "user", "assistant"]
+        assert log.entries[1].text == reply.text  # what was shown before is still shown

@@ -138,7 +138,7 @@ class TurnRunner:
             # it kept the partial reply (``partial_kept``) decides.
             kept = getattr(error, "partial_kept", None)
             keep_shown = kept if kept is not None else not isinstance(error, StorageError)
-            await self._failed(turn, error.message, error.hint, keep_shown=False and keep_shown, kept=kept)
+            await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept)
         except Exception as error:  # a bug (in the agent or in showing the reply): end the turn, say it
             await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}", UI_FAILURE_HINT)
         finally:
