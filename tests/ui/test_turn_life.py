@@ -9,6 +9,7 @@ import threading
 
 from edgechat_tui.backends.local.agent import LocalAgent
 from edgechat_tui.ui import app as app_module
+from edgechat_tui.ui.markdown.document import RenderedDocument
 from edgechat_tui.ui.widgets.messages import AssistantMessage
 from tests.fakes.workers_ai import CutStream, Reply, Stall
 from tests.ui.conftest import (
@@ -145,3 +146,36 @@ async def test_a_reply_cut_off_mid_stream_stays_shown_marked_and_ctrl_r_sends_ag
         await wait_ready(pilot)
         assert [entry.kind for entry in log.entries] == ["user", "assistant", "error", "user", "assistant"]
         assert log.entries[1].text == reply.text  # what was shown before is still shown
+
+
+async def test_a_reply_that_cannot_be_shown_ends_the_turn_with_the_error(settings, fake, monkeypatch):
+    """An exception inside the reply widget while it streams: the turn ends, the error is shown, the
+    text is back in the input, and the chat is ready again (not stuck in "a reply is still coming")."""
+    original = RenderedDocument.render
+
+    def broken(self):
+        if "BOOM" in self._tail or any("BOOM" in block.source for block in self._blocks):
+            raise ValueError("injected rendering failure")
+        return original(self)
+
+    monkeypatch.setattr(RenderedDocument, "render", broken)
+    fake.enqueue(Reply("A fine start.\n\nThen BOOM and more " * 40, chunk_size=5, delay=0.005))
+    fake.enqueue(Reply("shown fine"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "break it")
+        await wait_until(pilot, lambda: app.chat.status.state == "failed", what="the turn to fail")
+        assert app.chat.turn is None and app.chat.check_action("stop", ()) is False
+        await wait_until(pilot, lambda: any(e.kind == "error" for e in app.chat.chat_log.entries),
+                         what="the error in the pane")
+        error = next(e for e in app.chat.chat_log.entries if e.kind == "error")
+        assert "could not be shown" in error.text and "injected rendering failure" in error.text
+        assert [e.kind for e in app.chat.chat_log.entries] == ["error"]
+        assert app.chat.prompt.text == "break it"
+        monkeypatch.setattr(RenderedDocument, "render", original)
+        app.chat.prompt.clear()
+        await send(pilot, "again")  # the chat works on
+        await wait_until(pilot, lambda: any(m["content"] == "shown fine"
+                                            for m in stored_messages(settings.data_dir, "alice")),
+                         what="the next turn saved")

@@ -152,6 +152,27 @@ class TurnRunner:
         turn.worker.cancel()
         return True
 
+    def display_failed(self, error: BaseException) -> None:
+        """Showing the live reply raised (a bug): end the turn as failed, at once.
+
+        The request is cancelled, the turn leaves the pane, the text goes back (one take-back
+        path), and the error says what happened. Never left in "a reply is still coming".
+        """
+        turn = self.turn
+        if turn is None or turn.done:
+            return
+        turn.done = True
+        if turn.worker is not None:
+            turn.worker.cancel()
+        host = self._host
+        self.retry_text = turn.text
+        self._take_back(turn)
+        message = f"The reply could not be shown: {type(error).__name__}: {error}"
+        host.chat_log.call_later(host.chat_log.add, Entry("error", message, hint=UI_FAILURE_HINT,
+                                                          advice=self._advice(turn)))
+        host.status.set_state("failed", "error", detail="the reply could not be shown · Ctrl+R retries")
+        self._end(turn)
+
     # --- what arrives -------------------------------------------------------------------------
 
     def _queue_text(self, turn: Turn, text: str) -> None:
@@ -234,7 +255,7 @@ class TurnRunner:
                 entry.live = False
                 entry.text = reply.text
                 entry.stopped = True
-            reply.finish(stopped=True)
+            _finish_quietly(reply, stopped=True)
             host.show_ready(detail="reply stopped; what arrived is kept, marked stopped")
         elif self._take_back(turn):
             host.show_ready(detail="stopped before the reply began: your message is back in the input")
@@ -258,7 +279,7 @@ class TurnRunner:
                 entry.text = shown
                 entry.stopped = True
             if reply is not None:
-                reply.finish(stopped=True, cut_off=True)
+                _finish_quietly(reply, stopped=True, cut_off=True)
             advice = CUT_OFF_ADVICE
             detail = ("cut off · what arrived is saved, marked stopped · Ctrl+R retries" if kept
                       else "cut off · Ctrl+R retries")
@@ -300,3 +321,11 @@ class TurnRunner:
             self.turn = None
         self._host.prompt.clear_refusal()
         self._host.refresh_bindings()
+
+
+def _finish_quietly(reply: AssistantMessage, **how: bool) -> None:
+    """End a reply's widget while the turn is ending anyway: a failure there must not stop that."""
+    try:
+        reply.finish(**how)
+    except Exception as error:
+        reply.log.error("finishing the reply failed", repr(error))

@@ -13,7 +13,7 @@ connects, Enter is refused and the text stays in the input.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -41,6 +41,9 @@ from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
 from edgechat_tui.ui.widgets.header import ChatHeader
 from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
+
+if TYPE_CHECKING:  # the Markdown widget loads with the first reply, not with the screen
+    from edgechat_tui.ui.widgets.reply import ReplyMarkdown
 
 __all__ = ["ChatScreen"]
 
@@ -319,6 +322,17 @@ class ChatScreen(Screen[None]):
                                   if self.turn is not None else reason)
         self.app.bell()
         self.notify(reason, severity="warning", markup=False, timeout=4)
+
+    def on_reply_markdown_failed(self, event: ReplyMarkdown.Failed) -> None:
+        """A reply could not be rendered: it shows its text plain; a live turn ends as failed."""
+        event.stop()
+        turn = self.turn
+        reply = turn.reply if turn is not None else None
+        if reply is not None and reply.body is event.reply:
+            self.turns.display_failed(event.error)
+        else:
+            self.notify(f"A reply could not be rendered and is shown as plain text "
+                        f"({type(event.error).__name__}).", severity="warning", markup=False)
 
     # --- keys ---------------------------------------------------------------------------------
 

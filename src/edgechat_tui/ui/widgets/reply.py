@@ -24,8 +24,10 @@ from time import monotonic
 from typing import ClassVar
 
 from rich.segment import Segment
+from textual.content import Content
 from textual.geometry import Region, Size
 from textual.highlight import ANSIDarkHighlightTheme, ANSILightHighlightTheme, HighlightTheme
+from textual.message import Message
 from textual.strip import Strip
 from textual.style import Style
 from textual.widget import Widget
@@ -133,6 +135,14 @@ class ReplyMarkdown(Widget):
     MAX_HOLD: ClassVar[float] = 0.25
     """Longest a streaming reply waits unrendered because of ``hold`` (a typist never freezes it)."""
 
+    class Failed(Message):
+        """Rendering this reply raised: it now shows its text plain. The screen ends a live turn."""
+
+        def __init__(self, reply: ReplyMarkdown, error: BaseException) -> None:
+            super().__init__()
+            self.reply = reply
+            self.error = error
+
     def __init__(
         self,
         text: str = "",
@@ -155,6 +165,9 @@ class ReplyMarkdown(Widget):
         self._last_render = 0.0
         self._loading_lexers: set[str] = set()
         self._final = False
+        #: Set when rendering raised: from then on the text is shown plain (``_plain_lines``).
+        self.failure: BaseException | None = None
+        self._plain: tuple[int, list[list[Segment]]] | None = None
         self._add(text)
         if final:
             self.finish()
@@ -188,8 +201,12 @@ class ReplyMarkdown(Widget):
         streaming_height = self._height()
         self._final = True
         self._add(self._sanitizer.flush())
-        self._document.add_final(self._splitter.close())
-        self._document.set_tail("")
+        if self.failure is None:
+            try:
+                self._document.add_final(self._splitter.close())
+                self._document.set_tail("")
+            except Exception as error:
+                self._failed(error)
         if self.is_mounted:
             self._update()
             if self._height() != streaming_height:  # the spare lines of streaming go
@@ -222,7 +239,9 @@ class ReplyMarkdown(Widget):
             return False
         self._parts.append(safe)
         self._text_cache = None
-        self._splitter.feed(safe)
+        self._plain = None
+        if self.failure is None:
+            self._splitter.feed(safe)
         return True
 
     def _schedule_update(self) -> None:
@@ -247,6 +266,34 @@ class ReplyMarkdown(Widget):
 
     def _update(self) -> None:
         """Render what arrived since the last update, and refresh the lines that changed."""
+        if self.failure is not None:
+            self._update_pending = False
+            self.refresh(layout=True)
+            return
+        try:
+            self._render_update()
+        except Exception as error:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        """Rendering raised: show the text plain from now on, and tell the screen (once)."""
+        self._update_pending = False
+        if self.failure is None:
+            self.failure = error
+            self.log.error("reply rendering failed", repr(error))
+            if self.is_mounted:
+                self.post_message(self.Failed(self, error))
+        if self.is_mounted:
+            self.refresh(layout=True)
+
+    def _plain_lines(self, width: int) -> list[list[Segment]]:
+        """The text as plain wrapped lines: what is shown once rendering has failed."""
+        if self._plain is None or self._plain[0] != width:
+            lines = [[Segment(line.plain)] for line in Content(self.markdown).wrap(max(width, 1))]
+            self._plain = (width, lines)
+        return self._plain[1]
+
+    def _render_update(self) -> None:
         started = monotonic()
         if not self._final and started < self._held_until and started - self._last_render < self.MAX_HOLD:
             self.set_timer(min(self._held_until, self._last_render + self.MAX_HOLD) - started, self._update)
@@ -309,8 +356,14 @@ class ReplyMarkdown(Widget):
             self._loading_lexers.discard(language)
         if lexers.cached(language) is None:
             return  # unknown language: the code stays uncoloured, as rendered
+        if self.failure is not None:
+            return
         old_height = self._height()
-        first_changed = self._document.relex(language)
+        try:
+            first_changed = self._document.relex(language)
+        except Exception as error:
+            self._failed(error)
+            return
         if first_changed is not None:
             self._refresh_from(first_changed, old_height)
 
@@ -380,7 +433,13 @@ class ReplyMarkdown(Widget):
         return container.width
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        self._ensure_layout(width)
+        if self.failure is None:
+            try:
+                self._ensure_layout(width)
+            except Exception as error:
+                self._failed(error)
+        if self.failure is not None:
+            return len(self._plain_lines(width))
         return self._height()
 
     def render_line(self, y: int) -> Strip:
@@ -388,9 +447,16 @@ class ReplyMarkdown(Widget):
         if width <= 0:
             return Strip([])
         document = self._document
-        if width != document.width or self._palette_stale:
-            self._ensure_layout(width)
-        segments = document.line(y)
+        if self.failure is None and (width != document.width or self._palette_stale):
+            try:
+                self._ensure_layout(width)
+            except Exception as error:
+                self._failed(error)
+        if self.failure is not None:
+            plain = self._plain_lines(width)
+            segments = plain[y] if y < len(plain) else []
+        else:
+            segments = document.line(y)
         length = Segment.get_line_length(segments)
         if length < width:
             base = document.palette.base.rich_style if document.palette is not None else None
