@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,6 +102,7 @@ class EdgechatApp(App[None]):
         return self.session.user
 
     def on_mount(self) -> None:
+        self._handle_end_signals()
         if not self.cursor_blink:
             self.chat.prompt.cursor_blink = False
         self._apply_saved_theme()
@@ -192,6 +194,28 @@ class EdgechatApp(App[None]):
         except RuntimeError:  # already on the app's thread (or the app is not running)
             if self.is_running:
                 self.chat.warn(message)
+
+    def _handle_end_signals(self) -> None:
+        """SIGTERM and SIGHUP (the terminal closed) end the app as Ctrl+Q does: a reply under way
+        is stopped and saved, marked stopped, before the process exits. Without this the default
+        action killed the process on the spot and the turn was lost."""
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(number, self._on_end_signal, number)
+
+    def _on_end_signal(self, number: int) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+
+        async def end() -> None:
+            try:
+                await self.stop_turn_and_close()
+            finally:
+                self.exit(return_code=128 + number)
+
+        self.run_worker(end(), group="quit", exit_on_error=False)
 
     async def action_quit(self) -> None:
         """Quit; a reply still streaming is stopped first, so it is saved (marked stopped)."""
