@@ -10,6 +10,7 @@ import threading
 from edgechat_tui.backends.local.agent import LocalAgent
 from edgechat_tui.ui import app as app_module
 from edgechat_tui.ui.markdown.document import RenderedDocument
+from edgechat_tui.ui.turn import TurnRunner
 from edgechat_tui.ui.widgets.messages import AssistantMessage
 from tests.fakes.workers_ai import CutStream, Reply, Stall
 from tests.ui.conftest import (
@@ -153,10 +154,10 @@ async def test_a_reply_that_cannot_be_shown_ends_the_turn_with_the_error(setting
     text is back in the input, and the chat is ready again (not stuck in "a reply is still coming")."""
     original = RenderedDocument.render
 
-    def broken(self):
+    def broken(self, **kw):
         if "BOOM" in self._tail or any("BOOM" in block.source for block in self._blocks):
             raise ValueError("injected rendering failure")
-        return original(self)
+        return original(self, **kw)
 
     monkeypatch.setattr(RenderedDocument, "render", broken)
     fake.enqueue(Reply("A fine start.\n\nThen BOOM and more " * 40, chunk_size=5, delay=0.005))
@@ -179,3 +180,41 @@ async def test_a_reply_that_cannot_be_shown_ends_the_turn_with_the_error(setting
         await wait_until(pilot, lambda: any(m["content"] == "shown fine"
                                             for m in stored_messages(settings.data_dir, "alice")),
                          what="the next turn saved")
+
+
+async def test_esc_during_the_render_of_a_huge_block_stops_the_turn_at_once(settings, fake, monkeypatch):
+    """A single 1.6 MB list streams in; while a background step renders it, Esc ends the turn: the
+    turn is stopped before that step is done (the render no longer holds the event loop)."""
+    huge = "".join(f"- item {n} of a very long list that the model keeps writing\n" for n in range(26_000))
+    fake.enqueue(Reply(huge, chunk_size=4000, delay=0.02))
+    stopped_during: list[tuple[int, bool, float]] = []
+    original = TurnRunner._stopped
+
+    def recording_stopped(self, turn):
+        body = turn.reply.body
+        stopped_during.append((body.background_steps, body.rendering_in_background,
+                               asyncio.get_running_loop().time()))
+        return original(self, turn)
+
+    monkeypatch.setattr(TurnRunner, "_stopped", recording_stopped)
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await send(pilot, "write a long list")
+        await wait_until(pilot, lambda: app.chat.turn is not None and app.chat.turn.reply is not None
+                         and len(app.chat.turn.reply.text) > 300_000
+                         and app.chat.turn.reply.body.rendering_in_background,
+                         timeout=60, what="a background render of a long block")
+        body = app.chat.turn.reply.body
+        steps_before = body.background_steps
+        pressed = asyncio.get_running_loop().time()
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.chat.turn is None, what="the turn to stop")
+        assert len(stopped_during) == 1
+        steps_at_stop, rendering_at_stop, stopped_at = stopped_during[0]
+        # The turn stopped while the step that was rendering was still at work.
+        assert steps_at_stop == steps_before and rendering_at_stop
+        print(f"Esc to stopped: {1000 * (stopped_at - pressed):.0f} ms (loop time)")
+        await wait_until(pilot, lambda: body.settled, timeout=60, what="the stopped reply rendered")
+        entry = app.chat.chat_log.entries[-1]
+        assert entry.stopped and entry.text == body.markdown

@@ -130,6 +130,8 @@ class BlockSplitter:
     def __init__(self) -> None:
         self._parser = block_parser()
         self._tail = ""
+        self._pending: list[str] = []
+        self._pending_size = 0
         # Set when the tail gained a newline since it was last split: only then can a block end.
         self._new_line = False
         self._closed = False
@@ -137,22 +139,36 @@ class BlockSplitter:
     @property
     def tail(self) -> str:
         """The text after the final blocks; it may still change as text arrives."""
+        self._join()
         return self._tail
 
     def feed(self, text: str) -> None:
-        """Add text at the end."""
+        """Add text at the end (kept in pieces: joining on every token made a long block quadratic)."""
         if self._closed:
             raise RuntimeError("feed() after close()")
         if text:
-            self._tail += text
+            self._pending.append(text)
+            self._pending_size += len(text)
             if "\n" in text:
                 self._new_line = True
+
+    @property
+    def size(self) -> int:
+        """Characters not yet final (the tail's length), without joining them."""
+        return len(self._tail) + self._pending_size
+
+    def _join(self) -> None:
+        if self._pending:
+            self._tail += "".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
 
     def take_final(self) -> list[str]:
         """Blocks that became final since the previous call, as source text, in order."""
         if self._closed or not self._new_line:
             return []
         self._new_line = False
+        self._join()
         complete_end = self._tail.rfind("\n") + 1
         lines = self._tail[:complete_end].splitlines(keepends=True)
         starts = block_start_lines(self._parser, self._tail[:complete_end])
@@ -171,6 +187,7 @@ class BlockSplitter:
         if self._closed:
             return []
         self._closed = True
+        self._join()
         if not self._tail:
             return []
         lines = self._tail.splitlines(keepends=True)

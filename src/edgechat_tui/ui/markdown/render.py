@@ -36,6 +36,17 @@ from edgechat_tui.ui.markdown.table import render_table
 __all__ = ["BlockRenderer"]
 
 
+def _break_cycles(tree: SyntaxTreeNode) -> None:
+    """Unlink a syntax tree (children point to parents): freed at once, not left to the cyclic GC,
+    whose full collections over a huge reply's nodes made rendering it superlinear."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        node.parent = None
+        node.children = []
+
+
 class BlockRenderer:
     """Renders Markdown block sources to lines for one width and palette."""
 
@@ -59,8 +70,11 @@ class BlockRenderer:
 
     def render_source(self, source: str) -> list[Line]:
         """Render the top-level block(s) in ``source``."""
-        tokens = self.parser.parse(source)
-        return self.render_nodes(SyntaxTreeNode(tokens).children, self.width, self.palette.base)
+        tree = SyntaxTreeNode(self.parser.parse(source))
+        try:
+            return self.render_nodes(tree.children, self.width, self.palette.base)
+        finally:
+            _break_cycles(tree)
 
     # -- containers ---------------------------------------------------------------------------
 

@@ -19,24 +19,23 @@ chunks) and never meets a markup parser. Links are shown as text with their URL;
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from time import monotonic
 from typing import ClassVar
 
 from rich.segment import Segment
 from textual.content import Content
 from textual.geometry import Region, Size
-from textual.highlight import ANSIDarkHighlightTheme, ANSILightHighlightTheme, HighlightTheme
 from textual.message import Message
 from textual.strip import Strip
-from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.core.sanitize import StreamSanitizer
 from edgechat_tui.ui.markdown import lexers
 from edgechat_tui.ui.markdown.blocks import BlockSplitter, new_parser
 from edgechat_tui.ui.markdown.document import RenderedDocument
-from edgechat_tui.ui.markdown.style import Palette, resolve_code_theme
+from edgechat_tui.ui.markdown.style import Palette
+from edgechat_tui.ui.widgets.reply_background import BackgroundSteps
+from edgechat_tui.ui.widgets.reply_style import REPLY_COMPONENT_CLASSES, REPLY_CSS, build_palette
 
 
 async def preload_code_colours(languages: tuple[str, ...] = lexers.COMMON_LANGUAGES) -> None:
@@ -49,78 +48,15 @@ async def preload_code_colours(languages: tuple[str, ...] = lexers.COMMON_LANGUA
     await asyncio.to_thread(lexers.preload, languages)
 
 
-class ReplyMarkdown(Widget):
+class ReplyMarkdown(BackgroundSteps, Widget):
     """A reply rendered as Markdown; feed it with ``append`` and end it with ``finish``.
 
     ``ReplyMarkdown(text)`` shows a complete reply (history); ``ReplyMarkdown(final=False)``
     starts a streamed one. Text is sanitised inside, so no caller can forget to.
     """
 
-    DEFAULT_CSS = """
-    ReplyMarkdown {
-        width: 1fr;
-        height: auto;
-        & > .reply--h1 {
-            color: $markdown-h1-color; background: $markdown-h1-background;
-            text-style: $markdown-h1-text-style;
-        }
-        & > .reply--h2 {
-            color: $markdown-h2-color; background: $markdown-h2-background;
-            text-style: $markdown-h2-text-style;
-        }
-        & > .reply--h3 {
-            color: $markdown-h3-color; background: $markdown-h3-background;
-            text-style: $markdown-h3-text-style;
-        }
-        & > .reply--h4 {
-            color: $markdown-h4-color; background: $markdown-h4-background;
-            text-style: $markdown-h4-text-style;
-        }
-        & > .reply--h5 {
-            color: $markdown-h5-color; background: $markdown-h5-background;
-            text-style: $markdown-h5-text-style;
-        }
-        & > .reply--h6 {
-            color: $markdown-h6-color; background: $markdown-h6-background;
-            text-style: $markdown-h6-text-style;
-        }
-        &:dark > .reply--code-inline { background: $warning 10%; color: $text-warning 95%; }
-        &:light > .reply--code-inline { background: $error 5%; color: $text-error 95%; }
-        & > .reply--code-block { background: black 15%; }
-        &:light > .reply--code-block { background: black 5%; }
-        & > .reply--code-label { color: $text-muted; }
-        & > .reply--link { color: $link-color; text-style: $link-style; }
-        & > .reply--link-url { color: $text-muted; }
-        & > .reply--quote { color: $text-muted; text-style: italic; }
-        & > .reply--quote-bar { color: $text-primary 60%; }
-        & > .reply--bullet { color: $text-primary; }
-        & > .reply--rule { color: $foreground 30%; }
-        & > .reply--table-border { color: $foreground 30%; }
-        & > .reply--table-header { color: $text-primary; text-style: bold; }
-        &:ansi > .reply--code-inline { background: ansi_default; color: ansi_yellow; }
-        &:ansi > .reply--code-block { background: ansi_default; }
-    }
-    """
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "reply--h1",
-        "reply--h2",
-        "reply--h3",
-        "reply--h4",
-        "reply--h5",
-        "reply--h6",
-        "reply--code-inline",
-        "reply--code-block",
-        "reply--code-label",
-        "reply--link",
-        "reply--link-url",
-        "reply--quote",
-        "reply--quote-bar",
-        "reply--bullet",
-        "reply--rule",
-        "reply--table-border",
-        "reply--table-header",
-    }
+    DEFAULT_CSS = REPLY_CSS
+    COMPONENT_CLASSES: ClassVar[set[str]] = REPLY_COMPONENT_CLASSES
 
     UPDATE_INTERVAL: ClassVar[float] = 1 / 20
     """Least time between two renders of a streaming reply. Each render that adds lines costs a
@@ -165,6 +101,14 @@ class ReplyMarkdown(Widget):
         self._last_render = 0.0
         self._loading_lexers: set[str] = set()
         self._final = False
+        # A long open block is rendered in a thread (markdown/background.py): while a step runs it
+        # owns the splitter, and new text waits here.
+        self._held_text: list[str] = []
+        self._held_size = 0
+        self._step_running = False
+        self._close_pending = False
+        #: Background steps finished (for tests and benches).
+        self.background_steps = 0
         #: Set when rendering raised: from then on the text is shown plain (``_plain_lines``).
         self.failure: BaseException | None = None
         self._plain: tuple[int, list[list[Segment]]] | None = None
@@ -201,8 +145,15 @@ class ReplyMarkdown(Widget):
         streaming_height = self._height()
         self._final = True
         self._add(self._sanitizer.flush())
+        if self.failure is None and self._offload(closing=True):
+            # Long: closed and rendered by a background step, so the loop never stalls on it.
+            self._close_pending = True
+            self._update_pending = False
+            self._schedule_update()
+            return
         if self.failure is None:
             try:
+                self._feed_held()
                 self._document.add_final(self._splitter.close())
                 self._document.set_tail("")
             except Exception as error:
@@ -228,7 +179,13 @@ class ReplyMarkdown(Widget):
     @property
     def settled(self) -> bool:
         """True when nothing is waiting to be rendered (no update due, no lexer loading)."""
-        return not self._update_pending and not self._loading_lexers
+        return (not self._update_pending and not self._loading_lexers and not self._step_running
+                and not self._close_pending)
+
+    @property
+    def rendering_in_background(self) -> bool:
+        """True while a background step renders part of this reply."""
+        return self._step_running
 
     # -- text intake ----------------------------------------------------------------------------
 
@@ -241,7 +198,11 @@ class ReplyMarkdown(Widget):
         self._text_cache = None
         self._plain = None
         if self.failure is None:
-            self._splitter.feed(safe)
+            if self._step_running:
+                self._held_text.append(safe)
+                self._held_size += len(safe)
+            else:
+                self._splitter.feed(safe)
         return True
 
     def _schedule_update(self) -> None:
@@ -260,7 +221,8 @@ class ReplyMarkdown(Widget):
 
     def _take_text(self) -> None:
         """Move what became final from the splitter to the document, and give it the tail."""
-        if not self._final:
+        if not self._final and not self._step_running and not self._offload():
+            self._feed_held()
             self._document.add_final(self._splitter.take_final())
             self._document.set_tail(self._splitter.tail)
 
@@ -300,11 +262,16 @@ class ReplyMarkdown(Widget):
             return
         self._update_pending = False
         self._last_render = started
+        if self._step_running:
+            return  # the step's end schedules the next update
+        if self._close_pending or self._offload():
+            self._start_step(close=self._close_pending)
+            return
         self._take_text()
         document = self._document
         if document.width and not self._palette_stale:
             old_height = self._height()
-            first_changed = document.render()
+            first_changed = document.render(defer_long_tail=True)
             self._refresh_from(first_changed, old_height)
             self._load_missing_lexers()
         else:
@@ -375,44 +342,7 @@ class ReplyMarkdown(Widget):
         super().notify_style_update()
 
     def _build_palette(self) -> Palette:
-        base = self.visual_style
-
-        def style(name: str) -> Style:
-            # The full style, so "auto" colours are worked out against this widget's background;
-            # that background itself is dropped, or it would hide the code panel's under it.
-            resolved = self.get_visual_style(name)
-            if resolved.background == base.background:
-                resolved = replace(resolved, background=None)
-            return resolved
-
-        app = self.app
-        if app.native_ansi_color:
-            code_theme = ANSIDarkHighlightTheme if app.current_theme.dark else ANSILightHighlightTheme
-        else:
-            code_theme = HighlightTheme
-        return Palette(
-            base=base,
-            headings=(
-                style("reply--h1"),
-                style("reply--h2"),
-                style("reply--h3"),
-                style("reply--h4"),
-                style("reply--h5"),
-                style("reply--h6"),
-            ),
-            code_inline=style("reply--code-inline"),
-            code_block=style("reply--code-block"),
-            code_label=style("reply--code-label"),
-            link=style("reply--link"),
-            link_url=style("reply--link-url"),
-            quote=style("reply--quote"),
-            quote_bar=style("reply--quote-bar"),
-            bullet=style("reply--bullet"),
-            rule=style("reply--rule"),
-            table_border=style("reply--table-border"),
-            table_header=style("reply--table-header"),
-            code_tokens=resolve_code_theme(code_theme.STYLES, Style.parse),
-        )
+        return build_palette(self)
 
     def _ensure_layout(self, width: int) -> None:
         """Bring the lines up to date for ``width`` and the current palette."""
@@ -426,7 +356,9 @@ class ReplyMarkdown(Widget):
         if width != document.width and document.palette is not None:
             document.reset(width, document.palette)
         self._take_text()
-        document.render()
+        document.render(defer_long_tail=self.is_mounted)
+        if document.tail_stale and not self._step_running:
+            self._schedule_update()  # a background step renders the long tail at this width
         self._load_missing_lexers()
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
