@@ -85,6 +85,10 @@ async def measure(kind: str, size: int) -> tuple[float, float]:
         while not reply.settled:
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
+        # A stall at the very end shows only in the next tick: wait for it.
+        seen = last[0]
+        while last[0] == seen:
+            await asyncio.sleep(0.005)
         timer.stop()
         assert reply.rendered_lines(), "nothing rendered"
         return elapsed, gaps[0]
