@@ -66,8 +66,12 @@ class EdgechatApp(App[None]):
     Footer { background: $panel; }
     """
 
-    def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True, **kw: Any) -> None:
+    def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True,
+                 handle_signals: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        #: SIGTERM and SIGHUP end the app as Ctrl+Q does (``run_tui`` sets it; a test's app,
+        #: sharing the test's event loop, leaves the process's signals alone).
+        self.handle_signals = handle_signals
         self.session = Session(settings, user)
         self.cursor_blink = cursor_blink
         #: Printed on the terminal once the app has exited (the setup screen's advice).
@@ -102,7 +106,8 @@ class EdgechatApp(App[None]):
         return self.session.user
 
     def on_mount(self) -> None:
-        self._handle_end_signals()
+        if self.handle_signals:
+            self._handle_end_signals()
         if not self.cursor_blink:
             self.chat.prompt.cursor_blink = False
         self._apply_saved_theme()
@@ -287,7 +292,7 @@ class EdgechatApp(App[None]):
 
 def run_tui(settings: Settings, user: str) -> int:
     """Run the TUI until the user quits. Returns the process exit code."""
-    app = EdgechatApp(settings, user)
+    app = EdgechatApp(settings, user, handle_signals=True)
     app.run()
     if app.exit_text:
         print(sanitize(app.exit_text), file=sys.stderr)
