@@ -8,7 +8,7 @@ can do (``/user``, ``/quit``) is asked for with a message posted up (:mod:`edgec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from edgechat_tui.backends.base import Agent
@@ -16,10 +16,10 @@ from edgechat_tui.core.errors import EdgechatError, InvalidUserId
 from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.ui.commands.host import CommandHost
-from edgechat_tui.ui.commands.registry import Invocation, invocation_problem
+from edgechat_tui.ui.commands.registry import Invocation, Suggestion, invocation_problem, suggest
 from edgechat_tui.ui.messages import QuitRequested
 
-__all__ = ["BUSY", "HANDLERS", "run_command"]
+__all__ = ["BUSY", "HANDLERS", "complete", "run_command"]
 
 BUSY = "A reply is still coming: wait for it, or press Esc to stop it, then try again."
 
@@ -34,6 +34,16 @@ async def run_command(host: CommandHost, invocation: Invocation) -> None:
         return
     assert invocation.command is not None
     await HANDLERS[invocation.command.name](host, invocation.arg)
+
+
+def complete(text: str, *, themes: Iterable[str]) -> list[Suggestion]:
+    """Completions for the input's text: command names, and model ids or themes as arguments."""
+    models: list[str] = []
+    if text.startswith("/model"):
+        from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
+
+        models = list(CONTEXT_WINDOWS)
+    return suggest(text, themes=list(themes) if text.startswith("/theme") else [], models=models)
 
 
 def _agent_or_say(host: CommandHost) -> Agent | None:

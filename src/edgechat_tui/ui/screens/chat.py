@@ -25,13 +25,12 @@ from textual.widgets import Footer, TextArea
 from edgechat_tui.backends.base import Agent
 from edgechat_tui.core.errors import EdgechatError
 from edgechat_tui.core.messages import ContextInfo, Message
-from edgechat_tui.ui.commands.handlers import run_command
+from edgechat_tui.ui.commands.handlers import complete, run_command
 from edgechat_tui.ui.commands.registry import (
     Invocation,
     invocation_problem,
     message_text,
     parse_slash,
-    suggest,
 )
 from edgechat_tui.ui.messages import SwitchUser
 from edgechat_tui.ui.meter import context_text
@@ -236,13 +235,7 @@ class ChatScreen(Screen[None]):
     # --- input --------------------------------------------------------------------------------
 
     def _complete(self, text: str) -> list:
-        models: list[str] = []
-        if text.startswith("/model"):
-            from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
-
-            models = list(CONTEXT_WINDOWS)
-        themes = list(self.app.available_themes) if text.startswith("/theme") else []
-        return suggest(text, themes=themes, models=models)
+        return complete(text, themes=self.app.available_themes)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area is not self._prompt:
