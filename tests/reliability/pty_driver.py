@@ -39,8 +39,10 @@ class PtyProcess:
         self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
         self._reader.start()
 
+    _hung_up = False
+
     def _read(self) -> None:
-        while True:
+        while not self._hung_up:
             try:
                 ready, _, _ = select.select([self._master], [], [], 0.1)
                 if not ready:
@@ -100,6 +102,17 @@ class PtyProcess:
             self.proc.send_signal(signal.SIGKILL)
         return self.proc.wait(30)
 
+    def hang_up(self) -> None:
+        """Close the terminal's master side, as a terminal window closing does: the child's reads
+        and writes on it fail from now on."""
+        self._hung_up = True
+        self._reader.join(5)
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
+        self._master = -1
+
     def close(self, quit_keys: bytes | None = b"\x11", timeout: float = 15.0) -> int:
         """Quit with ``quit_keys`` (Ctrl+Q) and wait; kill if it does not go. Returns the exit status."""
         if self.proc.poll() is None and quit_keys:
@@ -110,10 +123,11 @@ class PtyProcess:
                 pass
         code = self.kill()
         self._reader.join(5)
-        try:
-            os.close(self._master)
-        except OSError:
-            pass
+        if self._master >= 0:
+            try:
+                os.close(self._master)
+            except OSError:
+                pass
         return code
 
     def __enter__(self) -> PtyProcess:

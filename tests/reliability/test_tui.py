@@ -9,6 +9,7 @@ is saved before that); that is the moment these tests count a turn as reported.
 from __future__ import annotations
 
 import random
+import signal
 import threading
 
 import pytest
@@ -115,6 +116,41 @@ def test_the_typed_text_survives_a_failed_save(workspace: Workspace, workers_ai)
     FIGURES.add(DISK_CLASS, command=f"{COMMAND} -k failed_save", tried=1, lost=len(audit.lost),
                 duplicated=len(audit.duplicated), unclear=len(audit.split))
     assert not problems, problems
+
+
+# --- signals ---------------------------------------------------------------------------------------
+
+SIGNAL_CLASS = "signals: SIGTERM / SIGHUP to the TUI mid-reply"
+LONG_ANSWER = " ".join(f"word{i}" for i in range(3000))
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "hangup"])
+def test_a_signal_mid_reply_keeps_the_message_and_the_partial_reply(workspace: Workspace, workers_ai,
+                                                                     how: str) -> None:
+    """SIGTERM, SIGHUP, or the terminal going away (its master side closed, then SIGHUP, as when a
+    terminal window is closed) while a reply streams: the typed message and what arrived are saved,
+    the reply marked stopped, exactly as Ctrl+Q keeps them."""
+    user = f"signal-{how.lower()}"
+    workers_ai.enqueue(Reply(LONG_ANSWER, chunk_size=8, delay=0.02))
+    tui = start_tui(workspace, workers_ai, user)
+    try:
+        start = send(tui, "keep this message")
+        tui.wait_for(b"streaming", after=start)
+        tui.wait_for(b"word40", after=start)  # some of the reply is on screen
+        if how == "hangup":
+            tui.hang_up()
+        tui.proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGHUP)
+        code = tui.proc.wait(30)
+    finally:
+        finish(tui, f"tui {how}")
+    messages, _ = read_history(workspace.data_dir, user)
+    contents = [(m.role, m.content[:20], m.stopped) for m in messages]
+    ok = (len(messages) == 2 and messages[0].content == "keep this message" and messages[1].stopped
+          and messages[1].content.startswith("word0 word1") and LONG_ANSWER.startswith(messages[1].content))
+    FIGURES.add(SIGNAL_CLASS, command=f"{COMMAND} -k signal", tried=1, lost=0 if ok else 1,
+                duplicated=0, unclear=0)
+    assert ok, contents
+    assert code in (128 + signal.SIGTERM, 128 + signal.SIGHUP, -signal.SIGHUP), code
 
 
 # --- escape sequences in the pty -----------------------------------------------------------------

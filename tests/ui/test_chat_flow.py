@@ -90,27 +90,36 @@ async def test_status_shows_speed_while_streaming(settings, fake):
 
 
 async def test_pane_follows_the_stream_at_the_bottom_and_stays_when_scrolled_up(settings, fake):
+    # Every check waits on a condition: a frame's layout (the reply growing) and the scroll that
+    # follows it land on different loop turns, so a check right after a fixed pause raced them.
     fake.enqueue(Reply(LONG_REPLY, chunk_size=20, delay=0.01))
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
         await send(pilot, "long please")
         log = app.chat.chat_log
+
+        def at_bottom() -> bool:
+            return log.scroll_y == log.max_scroll_y
+
         await wait_until(pilot, lambda: log.max_scroll_y > 10, what="the reply to overflow the pane")
-        await pilot.pause(0.05)
-        assert log.scroll_y == log.max_scroll_y  # following
+        grown_from = log.max_scroll_y
+        await wait_until(pilot, lambda: log.max_scroll_y > grown_from + 3 and at_bottom(),
+                         what="the pane to follow the growing reply")
+        assert log.is_anchored and not log._anchor_released  # following
         log.scroll_to(y=0, animate=False, immediate=True)
-        await pilot.pause(0.1)
+        assert log._anchor_released  # the user's scroll lets go of the end
         grown_from = log.max_scroll_y
         await wait_until(pilot, lambda: log.max_scroll_y > grown_from + 5, what="more text")
         assert log.scroll_y < 3  # the user's position is kept
         await wait_ready(pilot)
+        assert log.scroll_y < 3
         # Back at the bottom, the pane follows again.
         fake.enqueue(Reply(LONG_REPLY, chunk_size=20, delay=0.005))
         await send(pilot, "again")
         await wait_ready(pilot)
-        await pilot.pause(0.05)
-        assert log.scroll_y == log.max_scroll_y
+        await wait_until(pilot, at_bottom, what="the pane at the end of the second reply")
+        assert log.is_anchored and not log._anchor_released
 
 
 async def test_esc_stops_the_reply_and_keeps_it_marked_stopped(settings, fake):

@@ -20,8 +20,10 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from edgechat_tui.ui.widgets import ReplyMarkdown, _md_document, _md_lexers
-from edgechat_tui.ui.widgets._md_blocks import BlockSplitter
+from edgechat_tui.ui.markdown import document as _md_document
+from edgechat_tui.ui.markdown import lexers as _md_lexers
+from edgechat_tui.ui.markdown.blocks import BlockSplitter
+from edgechat_tui.ui.widgets import ReplyMarkdown
 
 SIZE = (90, 30)
 

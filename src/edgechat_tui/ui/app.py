@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -24,7 +24,11 @@ from edgechat_tui.backends.base import Agent
 from edgechat_tui.config.settings import Settings, update_config_file
 from edgechat_tui.core.errors import EdgechatError, MissingCredentials
 from edgechat_tui.core.sanitize import sanitize
+from edgechat_tui.ui.messages import QuitRequested, SwitchUser
 from edgechat_tui.ui.screens.chat import ChatScreen
+from edgechat_tui.ui.session import Session
+
+__all__ = ["EdgechatApp", "run_tui"]
 
 if TYPE_CHECKING:
     from textual.command import Provider
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
 
 def _chat_commands() -> type[Provider]:
     # The palette's module (and Textual's) loads when the palette first opens, not at start-up.
-    from edgechat_tui.ui.palette import ChatCommands
+    from edgechat_tui.ui.commands.palette import ChatCommands
 
     return ChatCommands
 
@@ -47,6 +51,10 @@ def _create_agent(settings: Settings, user: str, warn: Callable[[str], None]) ->
 class EdgechatApp(App[None]):
     """The chat TUI for ``user``, with ``settings`` from :func:`~edgechat_tui.config.settings.load_settings`.
 
+    The app owns the :class:`~edgechat_tui.ui.session.Session` and is the only one that moves it
+    from one agent to another; the chat screen is given it and shows it, and asks for a switch or
+    to quit with a message (:class:`~edgechat_tui.ui.messages.SwitchUser`, ``QuitRequested``).
+
     ``cursor_blink=False`` keeps screenshots identical from run to run (the snapshot tests).
     """
 
@@ -58,29 +66,24 @@ class EdgechatApp(App[None]):
     Footer { background: $panel; }
     """
 
-    def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True, **kw: Any) -> None:
+    def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True,
+                 handle_signals: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
-        self.settings = settings
-        self.user = user
-        self.agent: Agent | None = None
-        #: /model and /system for this session: kept across /user, not saved.
-        self.session_model: str | None = None
-        self.session_system_prompt: str | None = None
+        #: SIGTERM and SIGHUP end the app as Ctrl+Q does (``run_tui`` sets it; a test's app,
+        #: sharing the test's event loop, leaves the process's signals alone).
+        self.handle_signals = handle_signals
+        self.session = Session(settings, user)
         self.cursor_blink = cursor_blink
         #: Printed on the terminal once the app has exited (the setup screen's advice).
         self.exit_text: str | None = None
         self._saved_theme: str | None = None
         self._code_colours_loaded = False
+        self._quitting = False
 
     # --- the screen ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> ChatScreen:
-        settings = self.settings
-        if settings.remote_url:
-            mode, model = f"remote {urlsplit(settings.remote_url).hostname or ''}".strip(), None
-        else:
-            mode, model = "local", settings.model
-        return ChatScreen(user=self.user, mode=mode, model=model)
+        return ChatScreen(self.session)
 
     @property
     def chat(self) -> ChatScreen:
@@ -90,12 +93,21 @@ class EdgechatApp(App[None]):
         return screen
 
     @property
-    def system_prompt(self) -> str:
-        if self.session_system_prompt is not None:
-            return self.session_system_prompt
-        return self.settings.system_prompt
+    def settings(self) -> Settings:
+        return self.session.settings
+
+    @property
+    def agent(self) -> Agent | None:
+        """The session's agent (None before the first exists, and once closed)."""
+        return self.session.agent
+
+    @property
+    def user(self) -> str:
+        return self.session.user
 
     def on_mount(self) -> None:
+        if self.handle_signals:
+            self._handle_end_signals()
         if not self.cursor_blink:
             self.chat.prompt.cursor_blink = False
         self._apply_saved_theme()
@@ -108,35 +120,62 @@ class EdgechatApp(App[None]):
     async def _start(self) -> None:
         for warning in self.settings.warnings:
             self.chat.warn(warning)
-        await self.connect(self.user)
+        await self.connect(self.session.user)
+
+    # --- messages from the screens ------------------------------------------------------------
+
+    def on_switch_user(self, message: SwitchUser) -> None:
+        async def switch() -> None:
+            try:
+                if await self.connect(message.user):
+                    await self.chat.say(f"Switched to the profile {message.user}.")
+            finally:
+                self.chat.switch_finished()
+
+        self.run_worker(switch(), group="agent", exclusive=True, exit_on_error=False)
+
+    async def on_quit_requested(self, message: QuitRequested) -> None:
+        await self.action_quit()
 
     # --- the agent ----------------------------------------------------------------------------
 
     async def connect(self, user: str) -> bool:
-        """Create the agent for ``user`` and show its conversation. False when that failed (said why)."""
-        chat = self.chat
-        remote = bool(self.settings.remote_url)
-        chat.connecting(f"connecting to {urlsplit(self.settings.remote_url).hostname}…" if remote
-                        else "starting…")
+        """Create the agent for ``user`` and show its conversation. False when that failed (said why).
+
+        From the start until the conversation is shown the session is not ready: nothing is sent.
+        """
+        chat, session = self.chat, self.session
+        session.begin_switch()
+        chat.connecting(f"connecting to {session.remote_host}…" if session.remote else "starting…")
         try:
             agent = await asyncio.to_thread(_create_agent, self.settings, user, self.warn)
         except MissingCredentials:
+            session.abandon_switch()
             self._ask_for_credentials()
             return False
         except EdgechatError as error:
+            session.abandon_switch()
             await chat.say_error(error)
             await chat.show_held_warnings()
-            chat.status.set_state("not connected", "error")
+            if session.ready:
+                chat.show_ready()
+            else:
+                chat.status.set_state("not connected", "error")
             return False
-        self._apply_session_overrides(agent)
+        session.apply_overrides(agent)
         if agent.info.mode == "remote":
             try:
                 await agent.check()
             except EdgechatError as error:
                 await chat.say_error(error.message, error.hint)
                 # Keep the agent: the server may come back, and the next message will say so.
-        old, self.agent, self.user = self.agent, agent, user
-        await chat.attach(agent)
+        old = session.attach(agent, user)
+        try:
+            await chat.show_conversation()
+        finally:
+            session.mark_ready()
+        chat.show_ready()
+        chat.refresh_context()
         if old is not None:
             await old.aclose()
         # What exists now (modules, widgets, the history) lives as long as the app: keep it out
@@ -153,19 +192,6 @@ class EdgechatApp(App[None]):
 
         await preload_code_colours()
 
-    async def switch_user(self, user: str) -> bool:
-        """Use another profile in place (``/user NAME``)."""
-        return await self.connect(user)
-
-    def _apply_session_overrides(self, agent: Agent) -> None:
-        try:
-            if self.session_model:
-                agent.set_model(self.session_model)
-            if self.session_system_prompt is not None:
-                agent.set_system_prompt(self.session_system_prompt)
-        except EdgechatError:
-            pass  # a remote agent picks its own: the header shows what it says
-
     def warn(self, message: str) -> None:
         """Shows an agent's warning (a damaged history line, say) in the pane. Safe from any thread."""
         try:
@@ -174,18 +200,45 @@ class EdgechatApp(App[None]):
             if self.is_running:
                 self.chat.warn(message)
 
+    def _handle_end_signals(self) -> None:
+        """SIGTERM and SIGHUP (the terminal closed) end the app as Ctrl+Q does: a reply under way
+        is stopped and saved, marked stopped, before the process exits. Without this the default
+        action killed the process on the spot and the turn was lost."""
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(number, self._on_end_signal, number)
+
+    def _on_end_signal(self, number: int) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+
+        async def end() -> None:
+            try:
+                await self.stop_turn_and_close()
+            finally:
+                self.exit(return_code=128 + number)
+
+        self.run_worker(end(), group="quit", exit_on_error=False)
+
     async def action_quit(self) -> None:
         """Quit; a reply still streaming is stopped first, so it is saved (marked stopped)."""
-        worker = self.chat.turn.worker if self.chat.turn is not None else None
+        await self.stop_turn_and_close()
+        self.exit()
+
+    async def stop_turn_and_close(self) -> None:
+        """Stop a reply under way (the agent saves it, marked stopped) and close the agent."""
+        turn = self.chat.turn
+        worker = turn.worker if turn is not None else None
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(Exception):
                 await worker.wait()
         await self.close_agent()
-        self.exit()
 
     async def close_agent(self) -> None:
-        agent, self.agent = self.agent, None
+        agent = self.session.detach()
         if agent is not None:
             await agent.aclose()
 
@@ -199,8 +252,9 @@ class EdgechatApp(App[None]):
                 self.exit_text = "edgechat needs a Cloudflare account id and API token.\n" + ENV_ADVICE
                 self.exit(return_code=MissingCredentials.exit_code)
                 return
-            self.settings = settings
-            self.run_worker(self.connect(self.user), group="agent", exclusive=True, exit_on_error=False)
+            self.session.settings = settings
+            self.run_worker(self.connect(self.session.user), group="agent", exclusive=True,
+                            exit_on_error=False)
 
         self.chat.status.set_state("setup needed", "warning")
         self.push_screen(SetupScreen(self.settings), done)
@@ -238,7 +292,7 @@ class EdgechatApp(App[None]):
 
 def run_tui(settings: Settings, user: str) -> int:
     """Run the TUI until the user quits. Returns the process exit code."""
-    app = EdgechatApp(settings, user)
+    app = EdgechatApp(settings, user, handle_signals=True)
     app.run()
     if app.exit_text:
         print(sanitize(app.exit_text), file=sys.stderr)

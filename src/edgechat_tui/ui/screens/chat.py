@@ -1,22 +1,19 @@
-"""The chat screen: header, conversation, input, status line, footer; and the life of a turn.
+"""The chat screen: header, conversation, input, status line, footer.
 
-A turn runs in one worker (group ``turn``) that iterates ``agent.send()``. Esc cancels that worker:
-the agent ends the request and keeps what arrived, marked stopped; if nothing had arrived the
-user's text goes back into the input. A failure (an :class:`EdgechatError` from the iteration)
-takes the turn out of the pane, shows the error with its hint, and puts the text back.
+It is given the :class:`~edgechat_tui.ui.session.Session` (attributes down) and shows it: the
+conversation of the session's agent, the state, the context. What only the app can do (switch
+profile, quit) it asks for with a message (:mod:`edgechat_tui.ui.messages`). A turn's life is
+:class:`~edgechat_tui.ui.turn.TurnRunner`'s; what each ``/command`` does is in
+:mod:`edgechat_tui.ui.commands`.
 
-Streamed text goes to the reply widget piece by piece; the widget renders at most once a frame,
-so a fast stream costs one render per frame, not one per token. The status line's figures are
-refreshed four times a second.
+A message is sent only while the session is ready: while a history loads, or while ``/user``
+connects, Enter is refused and the text stays in the input.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,51 +21,41 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, TextArea
-from textual.worker import Worker
 
 from edgechat_tui.backends.base import Agent
 from edgechat_tui.core.errors import EdgechatError
-from edgechat_tui.core.messages import ContextInfo, Done, Message, Retrying, TextDelta
-from edgechat_tui.ui.chat_commands import ChatCommandsMixin
-from edgechat_tui.ui.meter import TurnMeter, context_text, short_count
-from edgechat_tui.ui.slash import invocation_problem, message_text, parse_slash, suggest
+from edgechat_tui.core.messages import ContextInfo, Message
+from edgechat_tui.ui.commands.handlers import complete, run_command
+from edgechat_tui.ui.commands.registry import (
+    Invocation,
+    invocation_problem,
+    message_text,
+    parse_slash,
+)
+from edgechat_tui.ui.messages import SwitchUser
+from edgechat_tui.ui.meter import context_text
+from edgechat_tui.ui.session import Session
+from edgechat_tui.ui.turn import Turn, TurnRunner
 from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
 from edgechat_tui.ui.widgets.header import ChatHeader
-from edgechat_tui.ui.widgets.messages import AssistantMessage
 from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
+
+if TYPE_CHECKING:  # the Markdown widget loads with the first reply, not with the screen
+    from edgechat_tui.ui.widgets.reply import ReplyMarkdown
+
+__all__ = ["ChatScreen"]
 
 # The context preview is recomputed this long after the user stops typing.
 PREVIEW_DELAY = 0.4
 # While a reply streams, a key typed holds its next render this long, so the frame showing the
 # key does not also lay out the growing reply (which made typing lag; see docs/tui.md).
 KEY_HOLD = 0.06
-RESTORED_ADVICE = "Your message is back in the input: press Enter to send it again (or /retry, Ctrl+R)."
-KEPT_ADVICE = "Your new text is kept in the input; press Ctrl+R (or /retry) to send the failed message again."
+SWITCHING = "Switching profile: the message stays in the input; send it once the switch is done."
 
 
-@dataclass(eq=False)
-class Turn:
-    """One message on its way: what was sent, its entries in the pane, and how it is going."""
-
-    text: str
-    meter: TurnMeter = field(default_factory=TurnMeter)
-    user_entry: Entry | None = None
-    reply_entry: Entry | None = None
-    retry: Retrying | None = None
-    retry_deadline: float = 0.0
-    ticker: Timer | None = None
-    done: bool = False
-    worker: Worker | None = None
-
-    @property
-    def reply(self) -> AssistantMessage | None:
-        widget = self.reply_entry.widget if self.reply_entry else None
-        return widget if isinstance(widget, AssistantMessage) else None
-
-
-class ChatScreen(ChatCommandsMixin, Screen[None]):
-    """The main screen. The app gives it an agent with :meth:`attach`."""
+class ChatScreen(Screen[None]):
+    """The main screen, showing ``session``. The app moves the session; the screen shows it."""
 
     DEFAULT_CSS = """
     ChatScreen { layout: vertical; }
@@ -84,17 +71,17 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         Binding("ctrl+end", "latest", "Newest", show=False),
     ]
 
-    def __init__(self, *, user: str, mode: str, model: str | None) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
-        self.user = user
-        self.agent: Agent | None = None
-        self.turn: Turn | None = None
-        #: The text of the last turn that failed, for /retry.
-        self.failed_text: str | None = None
+        self.session = session
+        self.turns = TurnRunner(self)
         self._preview_timer: Timer | None = None
-        self._loading = False
         self._held_warnings: list[str] = []
-        self._header = ChatHeader(user, mode, model, id="header")
+        #: Set from the moment ``/user`` is entered until the app has switched (or failed to).
+        self._switch_pending = False
+        self._switch_requests = 0
+        model = None if session.remote else session.settings.model
+        self._header = ChatHeader(session.user, session.mode_label, model, id="header")
         self._log = ChatLog(id="chat")
         self._suggestions = CommandSuggestions(id="suggestions")
         self._prompt = PromptArea(id="prompt", suggestions=self._suggestions, completer=self._complete)
@@ -109,7 +96,7 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         yield self._status
         yield Footer()
 
-    # --- parts, for the app and the tests ------------------------------------------------------
+    # --- parts, for the app, the commands and the tests ----------------------------------------
 
     @property
     def chat_log(self) -> ChatLog:
@@ -128,17 +115,40 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         return self._header
 
     @property
-    def streaming(self) -> bool:
-        return self.turn is not None
+    def user(self) -> str:
+        return self.session.user
 
-    # --- the agent ----------------------------------------------------------------------------
+    @property
+    def agent(self) -> Agent | None:
+        return self.session.agent
+
+    @property
+    def turn(self) -> Turn | None:
+        return self.turns.turn
+
+    @property
+    def streaming(self) -> bool:
+        return self.turns.turn is not None
+
+    @property
+    def streams(self) -> bool:
+        agent = self.session.agent
+        return agent is None or agent.info.streams
+
+    @property
+    def failed_text(self) -> str | None:
+        """The text Ctrl+R (``/retry``) sends again, if any."""
+        return self.turns.retry_text
+
+    # --- the session, as the app moves it ------------------------------------------------------
 
     def connecting(self, what: str) -> None:
         self._status.set_state(what, "busy")
+        self.refresh_bindings()
 
     def warn(self, text: str) -> None:
         """A warning (from the config, the agent, its store) shown in the pane, after the history."""
-        if self._loading or self.agent is None:
+        if not self.session.ready:
             self._held_warnings.append(text)
         else:
             self.run_worker(self.say(text, warning=True), exit_on_error=False)
@@ -149,19 +159,13 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         for text in held:
             await self.say(text, warning=True)
 
-    async def attach(self, agent: Agent) -> None:
-        """Use ``agent`` from now on (at start and after /user): header, history, context."""
-        self._loading = True
-        try:
-            await self._load_agent(agent)
-        finally:
-            self._loading = False
-
-    async def _load_agent(self, agent: Agent) -> None:
-        self.agent = agent
-        self.user = agent.info.user
-        self.failed_text = None
-        self._show_info_header()
+    async def show_conversation(self) -> None:
+        """Show the session's (new) agent: header, history. The app marks the session ready after."""
+        agent = self.session.agent
+        if agent is None:
+            return
+        self.turns.retry_text = None
+        self.show_info_header()
         self._status.set_state("loading history…", "busy")
         entries: list[Entry] = []
         recall: list[str] = []
@@ -182,20 +186,24 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         entries += [Entry("warning", text) for text in self._held_warnings]
         self._held_warnings.clear()
         await self._log.show_conversation(entries, user=self.user)
-        self._set_ready()
-        self.refresh_context()
 
-    def _show_info_header(self) -> None:
-        if self.agent is None:
+    def switch_finished(self) -> None:
+        """The app is done with a ``/user`` switch (made or failed): sending may resume."""
+        self._switch_pending = False
+
+    def show_info_header(self) -> None:
+        agent = self.session.agent
+        if agent is None:
             return
-        info = self.agent.info
+        info = agent.info
         mode = "local" if info.mode == "local" else f"remote {info.host or ''}".strip()
         self._header.show(user=info.user, mode=mode, model=info.model)
 
-    def _set_ready(self, detail: str | None = None) -> None:
-        if self.agent is None:
+    def show_ready(self, detail: str | None = None) -> None:
+        agent = self.session.agent
+        if agent is None or not self.session.ready:
             return
-        info = self.agent.info
+        info = agent.info
         if info.mode == "remote":
             state = f"connected to {info.host}" if info.host else "connected"
             if not info.streams:
@@ -207,16 +215,16 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
 
     def refresh_context(self, next_text: str = "") -> None:
         """Recompute ``ctx 3.1k/24k · 18 of 40 messages`` in the background."""
-        if self.agent is None:
+        agent = self.session.agent
+        if agent is None:
             return
-        agent = self.agent
 
         async def preview() -> None:
             try:
                 info = await agent.context_preview(next_text)
             except EdgechatError:
                 info = None
-            if agent is self.agent:
+            if agent is self.session.agent:
                 self._show_context(info)
 
         self.run_worker(preview(), group="context-preview", exclusive=True, exit_on_error=False)
@@ -227,13 +235,7 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
     # --- input --------------------------------------------------------------------------------
 
     def _complete(self, text: str) -> list:
-        models: list[str] = []
-        if text.startswith("/model"):
-            from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
-
-            models = list(CONTEXT_WINDOWS)
-        themes = list(self.app.available_themes) if text.startswith("/theme") else []
-        return suggest(text, themes=themes, models=models)
+        return complete(text, themes=self.app.available_themes)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area is not self._prompt:
@@ -243,7 +245,7 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             reply.body.hold(KEY_HOLD)
         if self._preview_timer is not None:
             self._preview_timer.stop()
-        if self.agent is not None and self.turn is None:
+        if self.session.ready and self.turn is None:
             text = self._prompt.text
             self._preview_timer = self.set_timer(PREVIEW_DELAY, lambda: self.refresh_context(text))
 
@@ -257,10 +259,30 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
                 # Cleared now, not when the command ends: the user may already be typing.
                 self._prompt.remember(text.strip())
                 self._prompt.clear()
+                if invocation.command is not None and invocation.command.name == "user":
+                    # Held from this key on, not from when the command runs: a message typed
+                    # right after must not go to the profile being left.
+                    self._switch_pending = True
             # Some commands take a while (/user loads a history, /export writes a file).
             self.run_worker(self.run_command(invocation), group="command", exit_on_error=False)
             return
         self.send(message_text(text), from_prompt=True)
+
+    async def run_command(self, invocation: Invocation) -> None:
+        """Run a command line on this screen (the palette runs its entries here too)."""
+        is_switch = invocation.command is not None and invocation.command.name == "user"
+        asked = self._switch_requests
+        try:
+            await run_command(self, invocation)
+        finally:
+            if is_switch and self._switch_requests == asked:  # refused (bad name, busy...)
+                self._switch_pending = False
+
+    def request_switch(self, user: str) -> None:
+        """``/user NAME``: ask the app for the switch; nothing is sent until it is done."""
+        self._switch_pending = True
+        self._switch_requests += 1
+        self.post_message(SwitchUser(user))
 
     def send(self, text: str, *, from_prompt: bool = False) -> bool:
         """Start a turn with ``text``. Returns False (and says why) when it cannot be sent now."""
@@ -270,17 +292,21 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
             self._refuse("A reply is still coming: wait for it, or press Esc to stop it. "
                          "Your text stays in the input.")
             return False
-        if self.agent is None:
-            self._refuse("Not connected yet: the message stays in the input.")
+        if self._switch_pending:
+            self._refuse(SWITCHING)
+            return False
+        agent = self.session.agent
+        if agent is None or not self.session.ready:
+            self._refuse(self.session.busy_reason)
             return False
         if from_prompt:
             self._prompt.clear()
         self._prompt.remember(text)
-        self.failed_text = None
+        self.turns.retry_text = None
         turn = Turn(text)
-        self.turn = turn
+        self.turns.turn = turn
         self.refresh_bindings()
-        turn.worker = self.run_worker(self._run_turn(turn, self.agent), group="turn", exclusive=True,
+        turn.worker = self.run_worker(self.turns.run(turn, agent), group="turn", exclusive=True,
                                       exit_on_error=False)
         return True
 
@@ -290,156 +316,16 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         self.app.bell()
         self.notify(reason, severity="warning", markup=False, timeout=4)
 
-    # --- a turn -------------------------------------------------------------------------------
-
-    async def _run_turn(self, turn: Turn, agent: Agent) -> None:
-        log = self._log
-        turn.user_entry = Entry("user", turn.text)
-        await log.add(turn.user_entry)
-        turn.reply_entry = Entry("assistant", "", model=agent.info.model, live=True)
-        await log.add(turn.reply_entry)
-        log.scroll_to_latest()
-        self._show_waiting(turn)
-        turn.ticker = self.set_interval(0.25, lambda: self._tick(turn))
-        try:
-            async for event in agent.send(turn.text):
-                if isinstance(event, TextDelta):
-                    self._queue_text(turn, event.text)
-                elif isinstance(event, Retrying):
-                    turn.retry = event
-                    turn.retry_deadline = time.monotonic() + event.wait
-                    self._tick(turn)
-                elif isinstance(event, Done):
-                    self._finish(turn, event)
-        except asyncio.CancelledError:
-            self._stopped(turn)
-            raise
-        except EdgechatError as error:
-            await self._failed(turn, error.message, error.hint)
-        except Exception as error:  # a bug: show it in the pane rather than lose the text
-            self.log.error("turn failed", repr(error))
-            await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}",
-                         "this is a bug in edgechat; please report it")
-        finally:
-            self._end_turn(turn)
-
-    def _queue_text(self, turn: Turn, text: str) -> None:
-        # The reply widget takes every piece and renders at most once a frame itself; the status
-        # line's speed is refreshed by the quarter-second ticker, not per piece.
-        first = turn.meter.first_text_at is None
-        turn.meter.add_text(text)
-        turn.retry = None
-        reply = turn.reply
-        if reply is not None and reply.live:
-            reply.append(text)
-        if first:
-            self._show_streaming(turn)
-
-    def _show_waiting(self, turn: Turn) -> None:
-        info = self.agent.info if self.agent else None
-        if info is not None and not info.streams:
-            waited = f"{turn.meter.waited():.0f} s"
-            self._status.set_state("waiting for the agent", "busy",
-                                   detail=f"it sends the whole reply at once · {waited} · Esc stops")
+    def on_reply_markdown_failed(self, event: ReplyMarkdown.Failed) -> None:
+        """A reply could not be rendered: it shows its text plain; a live turn ends as failed."""
+        event.stop()
+        turn = self.turn
+        reply = turn.reply if turn is not None else None
+        if reply is not None and reply.body is event.reply:
+            self.turns.display_failed(event.error)
         else:
-            self._status.set_state("waiting for the reply…", "busy", detail="Esc stops")
-
-    def _show_streaming(self, turn: Turn) -> None:
-        rate = turn.meter.tokens_per_second()
-        detail = f"{short_count(turn.meter.tokens)} tokens"
-        if rate is not None:
-            detail += f" · {rate:.0f} tok/s"
-        self._status.set_state("streaming", "busy", detail=detail + " · Esc stops")
-
-    def _tick(self, turn: Turn) -> None:
-        """Every quarter second of a turn: the retry countdown, or the time spent waiting."""
-        if turn.done or self.turn is not turn:
-            return
-        if turn.retry is not None:
-            retry = turn.retry
-            left = max(0.0, turn.retry_deadline - time.monotonic())
-            reason = retry.reason.rstrip(".")
-            if left > 0:
-                state = f"retrying in {math.ceil(left)} s"
-                detail = f"attempt {retry.attempt} of {retry.max_attempts} failed: {reason} · Esc cancels"
-            else:
-                state = f"retrying (attempt {retry.attempt + 1} of {retry.max_attempts})"
-                detail = "Esc cancels"
-            self._status.set_state(state, "warning", detail=detail)
-            if turn.reply is not None:
-                turn.reply.set_note(state)
-        elif turn.meter.first_text_at is None:
-            self._show_waiting(turn)
-        else:
-            self._show_streaming(turn)
-
-    def _finish(self, turn: Turn, done: Done) -> None:
-        turn.done = True
-        reply, entry = turn.reply, turn.reply_entry
-        if reply is not None and not reply.text and done.message.content:
-            reply.append(done.message.content)  # an agent that does not stream sends it all here
-        if reply is not None:
-            reply.finish(stopped=done.stopped)
-        if entry is not None:
-            entry.live = False
-            entry.text = done.message.content
-            entry.stopped = done.stopped
-            entry.model = done.message.model or entry.model
-        turn.meter.finish(done.usage)
-        tokens = turn.meter.tokens
-        self._set_ready(detail=f"last reply {short_count(tokens)} tokens")
-        # Done.context describes the request just sent; the status line is about the next one.
-        self.refresh_context()
-
-    def _stopped(self, turn: Turn) -> None:
-        """Esc: keep what arrived, marked stopped; with nothing arrived, give the text back."""
-        if turn.done:
-            return
-        turn.done = True
-        reply, entry = turn.reply, turn.reply_entry
-        if reply is not None and reply.text:
-            reply.finish(stopped=True)
-            if entry is not None:
-                entry.live = False
-                entry.text = reply.text
-                entry.stopped = True
-            self._set_ready(detail="reply stopped; what arrived is kept, marked stopped")
-        else:
-            self._take_back(turn)
-            self._set_ready(detail="stopped before the reply began: your message is back in the input")
-        self.refresh_context()
-
-    async def _failed(self, turn: Turn, message: str, hint: str | None) -> None:
-        turn.done = True
-        self._take_back(turn)
-        self.failed_text = turn.text
-        advice = RESTORED_ADVICE if self._prompt.text == turn.text else KEPT_ADVICE
-        # Awaited here (not scheduled) so that the error is in the pane before /retry can run.
-        await self._log.add(Entry("error", message, hint=hint, advice=advice))
-        self._status.set_state("failed", "error", detail="nothing was saved · Ctrl+R retries")
-        self.refresh_bindings()
-
-    def _take_back(self, turn: Turn) -> None:
-        """Remove the turn from the pane and put its text back in the input (if that is empty).
-
-        Not awaited: this also runs in a cancelled worker, which must not wait on the screen.
-        """
-        if turn.reply_entry is not None:
-            turn.reply_entry.live = False
-            self._log.discard_entry(turn.reply_entry)
-        if turn.user_entry is not None:
-            self._log.discard_entry(turn.user_entry)
-        if not self._prompt.text.strip():
-            self._prompt.set_text(turn.text)
-
-    def _end_turn(self, turn: Turn) -> None:
-        if turn.ticker is not None:
-            turn.ticker.stop()
-            turn.ticker = None
-        if self.turn is turn:
-            self.turn = None
-        self._prompt.clear_refusal()
-        self.refresh_bindings()
+            self.notify(f"A reply could not be rendered and is shown as plain text "
+                        f"({type(event.error).__name__}).", severity="warning", markup=False)
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -451,21 +337,22 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         return True
 
     def action_stop(self) -> None:
-        turn = self.turn
-        if turn is not None and turn.worker is not None and not turn.done:
-            turn.worker.cancel()
+        self.turns.stop()
 
     def action_retry(self) -> None:
         self.retry()
 
     def retry(self) -> bool:
-        """Send the failed message again; the input is emptied if it holds that same text."""
+        """Send the failed (or taken back) message again; the input is emptied if it holds that text."""
         text = self.failed_text
         if text is None:
             self._status.set_detail("nothing to retry: no message failed")
             return False
         if self.turn is not None:
             self._refuse("A reply is still coming: wait for it, or press Esc to stop it.")
+            return False
+        if not self.session.ready or self._switch_pending:
+            self._refuse(SWITCHING if self._switch_pending else self.session.busy_reason)
             return False
         if self._prompt.text == text:
             self._prompt.clear()
@@ -475,6 +362,12 @@ class ChatScreen(ChatCommandsMixin, Screen[None]):
         from edgechat_tui.ui.screens.help import HelpScreen
 
         self.app.push_screen(HelpScreen())
+
+    def ask(self, question: str, *, yes: str, no: str, answered: Callable[[bool | None], None]) -> None:
+        """A yes/no dialog over the chat (``/clear``)."""
+        from edgechat_tui.ui.screens.confirm import ConfirmScreen
+
+        self.app.push_screen(ConfirmScreen(question, yes=yes, no=no), answered)
 
     def action_scroll_chat(self, direction: int) -> None:
         if direction < 0:

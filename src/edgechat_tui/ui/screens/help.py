@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from edgechat_tui.ui.slash import SLASH_COMMANDS
+from edgechat_tui.ui.commands.registry import SLASH_COMMANDS
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "send the message (or run the command)"),

@@ -66,6 +66,7 @@ class AssistantMessage(Vertical):
 
         self.model = model
         self.stopped = stopped
+        self.cut_off = False
         self.live = live
         self._note = "waiting for the reply…" if live else ""
         self.label = ReplyLabel(self._label())
@@ -87,12 +88,13 @@ class AssistantMessage(Vertical):
             self.set_note("")
         self.body.append(text)
 
-    def finish(self, *, stopped: bool = False) -> None:
-        """The reply is complete (or was stopped): render the rest and say so in the label."""
+    def finish(self, *, stopped: bool = False, cut_off: bool = False) -> None:
+        """The reply is complete, stopped, or cut off (the connection dropped): say so in the label."""
         self.live = False
+        self.cut_off = cut_off
+        self.stopped = stopped or cut_off
         self.body.finish()
-        self.stopped = stopped
-        self.set_class(stopped, "-stopped")
+        self.set_class(self.stopped, "-stopped")
         self.set_note("")
 
     def set_note(self, note: str) -> None:
@@ -104,7 +106,9 @@ class AssistantMessage(Vertical):
         parts: list[str | tuple[str, str]] = [("assistant", "bold $text-success")]
         if self.model:
             parts += [("  " + sanitize(self.model), "$text-muted")]
-        if self.stopped:
+        if self.cut_off:
+            parts += [("  ■ cut off", "bold $text-warning")]
+        elif self.stopped:
             parts += [("  ■ stopped", "bold $text-warning")]
         if self._note:
             parts += [("  " + self._note, "italic $text-accent")]

@@ -8,7 +8,7 @@ them apart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from textual import events
 from textual.binding import Binding, BindingType
@@ -18,10 +18,22 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from edgechat_tui.core.sanitize import sanitize
-from edgechat_tui.ui.slash import Suggestion
 
 PLACEHOLDER = "Message edgechat…  Enter sends · Ctrl+J new line · /help for commands"
 MAX_SUGGESTIONS = 8
+
+
+class Suggestion(Protocol):
+    """A completion as the list shows it (the command registry's ``Suggestion`` is one)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def replacement(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def complete(self) -> bool: ...
 
 
 class CommandSuggestions(Static):

@@ -3,8 +3,9 @@
 Textual's ``Markdown`` mounts a widget per block, and a long reply of a few hundred blocks takes
 seconds to lay out. This widget is a single line-API widget instead:
 
-* the text is cut into top-level blocks (:mod:`._md_blocks`); a block that can no longer change
-  is rendered once, to lines of Segments, and kept; only the open last block is re-rendered as text arrives;
+* the text is cut into top-level blocks (:mod:`edgechat_tui.ui.markdown.blocks`); a block that
+  can no longer change is rendered once, to lines of Segments, and kept; only the open last block
+  is re-rendered as text arrives;
 * updates are coalesced: ``append`` only stores text, and at most one render happens per frame
   interval (longer if rendering itself is slow), so a fast stream cannot flood the event loop;
 * only the lines that are on screen are drawn (``render_line``); the widget's height is its line
@@ -18,106 +19,44 @@ chunks) and never meets a markup parser. Links are shown as text with their URL;
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from time import monotonic
 from typing import ClassVar
 
 from rich.segment import Segment
+from textual.content import Content
 from textual.geometry import Region, Size
-from textual.highlight import ANSIDarkHighlightTheme, ANSILightHighlightTheme, HighlightTheme
+from textual.message import Message
 from textual.strip import Strip
-from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.core.sanitize import StreamSanitizer
-from edgechat_tui.ui.widgets import _md_lexers
-from edgechat_tui.ui.widgets._md_blocks import BlockSplitter, new_parser
-from edgechat_tui.ui.widgets._md_document import RenderedDocument
-from edgechat_tui.ui.widgets._md_render import Palette, resolve_code_theme
+from edgechat_tui.ui.markdown import lexers
+from edgechat_tui.ui.markdown.blocks import BlockSplitter, new_parser
+from edgechat_tui.ui.markdown.document import RenderedDocument
+from edgechat_tui.ui.markdown.style import Palette
+from edgechat_tui.ui.widgets.reply_background import BackgroundSteps
+from edgechat_tui.ui.widgets.reply_style import REPLY_COMPONENT_CLASSES, REPLY_CSS, build_palette
 
 
-async def preload_code_colours(languages: tuple[str, ...] = _md_lexers.COMMON_LANGUAGES) -> None:
+async def preload_code_colours(languages: tuple[str, ...] = lexers.COMMON_LANGUAGES) -> None:
     """Load the syntax lexers of common languages in a thread, ahead of the first reply with code.
 
     Without this, the first code block in a language is shown uncoloured for a moment while its
     lexer loads (off the event loop, but its ~0.1 s of CPU still competes with the app). Call it
     once the first frame is up, e.g. ``self.run_worker(preload_code_colours())`` in ``on_ready``.
     """
-    await asyncio.to_thread(_md_lexers.preload, languages)
+    await asyncio.to_thread(lexers.preload, languages)
 
 
-class ReplyMarkdown(Widget):
+class ReplyMarkdown(BackgroundSteps, Widget):
     """A reply rendered as Markdown; feed it with ``append`` and end it with ``finish``.
 
     ``ReplyMarkdown(text)`` shows a complete reply (history); ``ReplyMarkdown(final=False)``
     starts a streamed one. Text is sanitised inside, so no caller can forget to.
     """
 
-    DEFAULT_CSS = """
-    ReplyMarkdown {
-        width: 1fr;
-        height: auto;
-        & > .reply--h1 {
-            color: $markdown-h1-color; background: $markdown-h1-background;
-            text-style: $markdown-h1-text-style;
-        }
-        & > .reply--h2 {
-            color: $markdown-h2-color; background: $markdown-h2-background;
-            text-style: $markdown-h2-text-style;
-        }
-        & > .reply--h3 {
-            color: $markdown-h3-color; background: $markdown-h3-background;
-            text-style: $markdown-h3-text-style;
-        }
-        & > .reply--h4 {
-            color: $markdown-h4-color; background: $markdown-h4-background;
-            text-style: $markdown-h4-text-style;
-        }
-        & > .reply--h5 {
-            color: $markdown-h5-color; background: $markdown-h5-background;
-            text-style: $markdown-h5-text-style;
-        }
-        & > .reply--h6 {
-            color: $markdown-h6-color; background: $markdown-h6-background;
-            text-style: $markdown-h6-text-style;
-        }
-        &:dark > .reply--code-inline { background: $warning 10%; color: $text-warning 95%; }
-        &:light > .reply--code-inline { background: $error 5%; color: $text-error 95%; }
-        & > .reply--code-block { background: black 15%; }
-        &:light > .reply--code-block { background: black 5%; }
-        & > .reply--code-label { color: $text-muted; }
-        & > .reply--link { color: $link-color; text-style: $link-style; }
-        & > .reply--link-url { color: $text-muted; }
-        & > .reply--quote { color: $text-muted; text-style: italic; }
-        & > .reply--quote-bar { color: $text-primary 60%; }
-        & > .reply--bullet { color: $text-primary; }
-        & > .reply--rule { color: $foreground 30%; }
-        & > .reply--table-border { color: $foreground 30%; }
-        & > .reply--table-header { color: $text-primary; text-style: bold; }
-        &:ansi > .reply--code-inline { background: ansi_default; color: ansi_yellow; }
-        &:ansi > .reply--code-block { background: ansi_default; }
-    }
-    """
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "reply--h1",
-        "reply--h2",
-        "reply--h3",
-        "reply--h4",
-        "reply--h5",
-        "reply--h6",
-        "reply--code-inline",
-        "reply--code-block",
-        "reply--code-label",
-        "reply--link",
-        "reply--link-url",
-        "reply--quote",
-        "reply--quote-bar",
-        "reply--bullet",
-        "reply--rule",
-        "reply--table-border",
-        "reply--table-header",
-    }
+    DEFAULT_CSS = REPLY_CSS
+    COMPONENT_CLASSES: ClassVar[set[str]] = REPLY_COMPONENT_CLASSES
 
     UPDATE_INTERVAL: ClassVar[float] = 1 / 20
     """Least time between two renders of a streaming reply. Each render that adds lines costs a
@@ -131,6 +70,14 @@ class ReplyMarkdown(Widget):
 
     MAX_HOLD: ClassVar[float] = 0.25
     """Longest a streaming reply waits unrendered because of ``hold`` (a typist never freezes it)."""
+
+    class Failed(Message):
+        """Rendering this reply raised: it now shows its text plain. The screen ends a live turn."""
+
+        def __init__(self, reply: ReplyMarkdown, error: BaseException) -> None:
+            super().__init__()
+            self.reply = reply
+            self.error = error
 
     def __init__(
         self,
@@ -154,6 +101,17 @@ class ReplyMarkdown(Widget):
         self._last_render = 0.0
         self._loading_lexers: set[str] = set()
         self._final = False
+        # A long open block is rendered in a thread (markdown/background.py): while a step runs it
+        # owns the splitter, and new text waits here.
+        self._held_text: list[str] = []
+        self._held_size = 0
+        self._step_running = False
+        self._close_pending = False
+        #: Background steps finished (for tests and benches).
+        self.background_steps = 0
+        #: Set when rendering raised: from then on the text is shown plain (``_plain_lines``).
+        self.failure: BaseException | None = None
+        self._plain: tuple[int, list[list[Segment]]] | None = None
         self._add(text)
         if final:
             self.finish()
@@ -187,8 +145,19 @@ class ReplyMarkdown(Widget):
         streaming_height = self._height()
         self._final = True
         self._add(self._sanitizer.flush())
-        self._document.add_final(self._splitter.close())
-        self._document.set_tail("")
+        if self.failure is None and self._offload(closing=True):
+            # Long: closed and rendered by a background step, so the loop never stalls on it.
+            self._close_pending = True
+            self._update_pending = False
+            self._schedule_update()
+            return
+        if self.failure is None:
+            try:
+                self._feed_held()
+                self._document.add_final(self._splitter.close())
+                self._document.set_tail("")
+            except Exception as error:
+                self._failed(error)
         if self.is_mounted:
             self._update()
             if self._height() != streaming_height:  # the spare lines of streaming go
@@ -210,7 +179,13 @@ class ReplyMarkdown(Widget):
     @property
     def settled(self) -> bool:
         """True when nothing is waiting to be rendered (no update due, no lexer loading)."""
-        return not self._update_pending and not self._loading_lexers
+        return (not self._update_pending and not self._loading_lexers and not self._step_running
+                and not self._close_pending)
+
+    @property
+    def rendering_in_background(self) -> bool:
+        """True while a background step renders part of this reply."""
+        return self._step_running
 
     # -- text intake ----------------------------------------------------------------------------
 
@@ -221,7 +196,13 @@ class ReplyMarkdown(Widget):
             return False
         self._parts.append(safe)
         self._text_cache = None
-        self._splitter.feed(safe)
+        self._plain = None
+        if self.failure is None:
+            if self._step_running:
+                self._held_text.append(safe)
+                self._held_size += len(safe)
+            else:
+                self._splitter.feed(safe)
         return True
 
     def _schedule_update(self) -> None:
@@ -240,23 +221,57 @@ class ReplyMarkdown(Widget):
 
     def _take_text(self) -> None:
         """Move what became final from the splitter to the document, and give it the tail."""
-        if not self._final:
+        if not self._final and not self._step_running and not self._offload():
+            self._feed_held()
             self._document.add_final(self._splitter.take_final())
             self._document.set_tail(self._splitter.tail)
 
     def _update(self) -> None:
         """Render what arrived since the last update, and refresh the lines that changed."""
+        if self.failure is not None:
+            self._update_pending = False
+            self.refresh(layout=True)
+            return
+        try:
+            self._render_update()
+        except Exception as error:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        """Rendering raised: show the text plain from now on, and tell the screen (once)."""
+        self._update_pending = False
+        if self.failure is None:
+            self.failure = error
+            self.log.error("reply rendering failed", repr(error))
+            if self.is_mounted:
+                self.post_message(self.Failed(self, error))
+        if self.is_mounted:
+            self.refresh(layout=True)
+
+    def _plain_lines(self, width: int) -> list[list[Segment]]:
+        """The text as plain wrapped lines: what is shown once rendering has failed."""
+        if self._plain is None or self._plain[0] != width:
+            lines = [[Segment(line.plain)] for line in Content(self.markdown).wrap(max(width, 1))]
+            self._plain = (width, lines)
+        return self._plain[1]
+
+    def _render_update(self) -> None:
         started = monotonic()
         if not self._final and started < self._held_until and started - self._last_render < self.MAX_HOLD:
             self.set_timer(min(self._held_until, self._last_render + self.MAX_HOLD) - started, self._update)
             return
         self._update_pending = False
         self._last_render = started
+        if self._step_running:
+            return  # the step's end schedules the next update
+        if self._close_pending or self._offload():
+            self._start_step(close=self._close_pending)
+            return
         self._take_text()
         document = self._document
         if document.width and not self._palette_stale:
             old_height = self._height()
-            first_changed = document.render()
+            first_changed = document.render(defer_long_tail=True)
             self._refresh_from(first_changed, old_height)
             self._load_missing_lexers()
         else:
@@ -303,13 +318,19 @@ class ReplyMarkdown(Widget):
 
     async def _load_lexer(self, language: str) -> None:
         try:
-            await asyncio.to_thread(_md_lexers.load, language)
+            await asyncio.to_thread(lexers.load, language)
         finally:
             self._loading_lexers.discard(language)
-        if _md_lexers.cached(language) is None:
+        if lexers.cached(language) is None:
             return  # unknown language: the code stays uncoloured, as rendered
+        if self.failure is not None:
+            return
         old_height = self._height()
-        first_changed = self._document.relex(language)
+        try:
+            first_changed = self._document.relex(language)
+        except Exception as error:
+            self._failed(error)
+            return
         if first_changed is not None:
             self._refresh_from(first_changed, old_height)
 
@@ -321,44 +342,7 @@ class ReplyMarkdown(Widget):
         super().notify_style_update()
 
     def _build_palette(self) -> Palette:
-        base = self.visual_style
-
-        def style(name: str) -> Style:
-            # The full style, so "auto" colours are worked out against this widget's background;
-            # that background itself is dropped, or it would hide the code panel's under it.
-            resolved = self.get_visual_style(name)
-            if resolved.background == base.background:
-                resolved = replace(resolved, background=None)
-            return resolved
-
-        app = self.app
-        if app.native_ansi_color:
-            code_theme = ANSIDarkHighlightTheme if app.current_theme.dark else ANSILightHighlightTheme
-        else:
-            code_theme = HighlightTheme
-        return Palette(
-            base=base,
-            headings=(
-                style("reply--h1"),
-                style("reply--h2"),
-                style("reply--h3"),
-                style("reply--h4"),
-                style("reply--h5"),
-                style("reply--h6"),
-            ),
-            code_inline=style("reply--code-inline"),
-            code_block=style("reply--code-block"),
-            code_label=style("reply--code-label"),
-            link=style("reply--link"),
-            link_url=style("reply--link-url"),
-            quote=style("reply--quote"),
-            quote_bar=style("reply--quote-bar"),
-            bullet=style("reply--bullet"),
-            rule=style("reply--rule"),
-            table_border=style("reply--table-border"),
-            table_header=style("reply--table-header"),
-            code_tokens=resolve_code_theme(code_theme.STYLES, Style.parse),
-        )
+        return build_palette(self)
 
     def _ensure_layout(self, width: int) -> None:
         """Bring the lines up to date for ``width`` and the current palette."""
@@ -372,14 +356,22 @@ class ReplyMarkdown(Widget):
         if width != document.width and document.palette is not None:
             document.reset(width, document.palette)
         self._take_text()
-        document.render()
+        document.render(defer_long_tail=self.is_mounted)
+        if document.tail_stale and not self._step_running:
+            self._schedule_update()  # a background step renders the long tail at this width
         self._load_missing_lexers()
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return container.width
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        self._ensure_layout(width)
+        if self.failure is None:
+            try:
+                self._ensure_layout(width)
+            except Exception as error:
+                self._failed(error)
+        if self.failure is not None:
+            return len(self._plain_lines(width))
         return self._height()
 
     def render_line(self, y: int) -> Strip:
@@ -387,9 +379,16 @@ class ReplyMarkdown(Widget):
         if width <= 0:
             return Strip([])
         document = self._document
-        if width != document.width or self._palette_stale:
-            self._ensure_layout(width)
-        segments = document.line(y)
+        if self.failure is None and (width != document.width or self._palette_stale):
+            try:
+                self._ensure_layout(width)
+            except Exception as error:
+                self._failed(error)
+        if self.failure is not None:
+            plain = self._plain_lines(width)
+            segments = plain[y] if y < len(plain) else []
+        else:
+            segments = document.line(y)
         length = Segment.get_line_length(segments)
         if length < width:
             base = document.palette.base.rich_style if document.palette is not None else None

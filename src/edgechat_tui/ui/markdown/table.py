@@ -12,7 +12,10 @@ from rich.segment import Segment
 from textual.content import Content
 from textual.style import Style
 
-from edgechat_tui.ui.widgets._md_render import Line, Palette, content_line, content_lines, inline_content
+from edgechat_tui.ui.markdown.inline import content_line, content_lines, inline_content
+from edgechat_tui.ui.markdown.style import Line, Palette
+
+__all__ = ["fit_columns", "render_table"]
 
 
 def _cells(row: SyntaxTreeNode, palette: Palette) -> list[tuple[Content, str]]:

@@ -20,9 +20,15 @@ joined back together are the whole text.
 
 from __future__ import annotations
 
+import re
+import types
 from itertools import pairwise
 
 from markdown_it import MarkdownIt
+from markdown_it.parser_block import ParserBlock
+from markdown_it.rules_block import StateBlock
+
+__all__ = ["BlockSplitter", "block_parser", "block_start_lines", "new_parser"]
 
 
 def new_parser() -> MarkdownIt:
@@ -33,7 +39,69 @@ def new_parser() -> MarkdownIt:
     definition may come after the link that uses it, which would make a block depend on text that
     has not arrived yet, and a hidden definition is a URL the reader never sees.
     """
-    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable("reference")
+    parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable("reference")
+    parser.block.tokenize = types.MethodType(_tokenize_flattening, parser.block)  # type: ignore[method-assign]
+    return parser
+
+
+# Block markers at the start of a line: quote marks and bullets, with their blanks (an ordered
+# list's numbers are kept: they are words the reader may need).
+_LEADING_MARKERS = re.compile(r"^(?:[ \t]*(?:>|[-*+](?=[ \t]|$))[ \t]?)+")
+
+
+def _flatten(text: str) -> str:
+    """Lines nested deeper than the parser goes, without their block markers, one line each."""
+    lines = [_LEADING_MARKERS.sub("", line).strip() for line in text.splitlines()]
+    return "  \n".join(line for line in lines if line)  # hard breaks: one source line, one line
+
+
+def _tokenize_flattening(self: ParserBlock, state: StateBlock, startLine: int, endLine: int) -> None:
+    """markdown-it's block loop, except at its nesting limit.
+
+    There markdown-it skips the rest of the range ("we should not care about content"): 30 nested
+    quotes or a 30-deep list lost their deepest text, and a lazy paragraph after it. Here what is
+    left of the range becomes one paragraph, its lines shown flat (markers dropped), so nothing the
+    model wrote disappears; the limit still bounds the recursion.
+    """
+    rules = self.ruler.getRules("")
+    line = startLine
+    max_nesting = state.md.options.maxNesting
+    has_empty_lines = False
+    while line < endLine:
+        state.line = line = state.skipEmptyLines(line)
+        if line >= endLine:
+            break
+        if state.sCount[line] < state.blkIndent:
+            break  # the end of a nested block (a quote, a list item)
+        if state.level >= max_nesting:
+            text = _flatten(state.getLines(line, endLine, state.blkIndent, False))
+            if text:
+                token = state.push("paragraph_open", "p", 1)
+                token.map = [line, endLine]
+                token = state.push("inline", "", 0)
+                token.content = text
+                token.map = [line, endLine]
+                token.children = []
+                state.push("paragraph_close", "p", -1)
+            state.line = endLine
+            break
+        ok = False
+        for rule in rules:
+            ok = rule(state, line, endLine, False)
+            if ok:
+                if state.line <= line:
+                    raise RuntimeError("block rule didn't increment state.line")
+                break
+        if not ok:
+            raise RuntimeError("none of the block rules matched")
+        state.tight = not has_empty_lines
+        line = state.line
+        if (line - 1) < endLine and state.isEmpty(line - 1):
+            has_empty_lines = True
+        if line < endLine and state.isEmpty(line):
+            has_empty_lines = True
+            line += 1
+            state.line = line
 
 
 def block_parser() -> MarkdownIt:
@@ -62,6 +130,8 @@ class BlockSplitter:
     def __init__(self) -> None:
         self._parser = block_parser()
         self._tail = ""
+        self._pending: list[str] = []
+        self._pending_size = 0
         # Set when the tail gained a newline since it was last split: only then can a block end.
         self._new_line = False
         self._closed = False
@@ -69,27 +139,36 @@ class BlockSplitter:
     @property
     def tail(self) -> str:
         """The text after the final blocks; it may still change as text arrives."""
+        self._join()
         return self._tail
 
-    @property
-    def closed(self) -> bool:
-        """True once ``close`` was called."""
-        return self._closed
-
     def feed(self, text: str) -> None:
-        """Add text at the end."""
+        """Add text at the end (kept in pieces: joining on every token made a long block quadratic)."""
         if self._closed:
             raise RuntimeError("feed() after close()")
         if text:
-            self._tail += text
+            self._pending.append(text)
+            self._pending_size += len(text)
             if "\n" in text:
                 self._new_line = True
+
+    @property
+    def size(self) -> int:
+        """Characters not yet final (the tail's length), without joining them."""
+        return len(self._tail) + self._pending_size
+
+    def _join(self) -> None:
+        if self._pending:
+            self._tail += "".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
 
     def take_final(self) -> list[str]:
         """Blocks that became final since the previous call, as source text, in order."""
         if self._closed or not self._new_line:
             return []
         self._new_line = False
+        self._join()
         complete_end = self._tail.rfind("\n") + 1
         lines = self._tail[:complete_end].splitlines(keepends=True)
         starts = block_start_lines(self._parser, self._tail[:complete_end])
@@ -108,6 +187,7 @@ class BlockSplitter:
         if self._closed:
             return []
         self._closed = True
+        self._join()
         if not self._tail:
             return []
         lines = self._tail.splitlines(keepends=True)

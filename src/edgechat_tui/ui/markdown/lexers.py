@@ -15,6 +15,8 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+__all__ = ["COMMON_LANGUAGES", "TAB_SIZE", "cached", "is_loaded", "load", "normalise", "preload"]
+
 TAB_SIZE = 4
 # What models write most; loaded ahead by ``preload`` so the first reply with code is coloured
 # at once. Each costs 5-150 ms the first time.

@@ -1,214 +1,50 @@
 """Rendering one Markdown block to terminal lines at a given width.
 
 The renderer works from markdown-it tokens and builds Textual ``Content`` with styles that were
-resolved beforehand (a :class:`Palette`), so rendering is plain data work: no markup parser ever
-sees the text, and nothing in the output is clickable (links are shown as text, with their URL).
-A block is rendered once when it becomes final and its lines are kept. A line is a plain list of
-Rich Segments, not a Textual ``Strip``: a Strip allocates seven small caches, which for every line
-of every reply in a long chat adds up to megabytes and to work for each full garbage collection.
-The widget makes a Strip only for a line it draws.
+resolved beforehand (a :class:`~edgechat_tui.ui.markdown.style.Palette`), so rendering is plain
+data work: no markup parser ever sees the text, and nothing in the output is clickable (links are
+shown as text, with their URL). A block is rendered once when it becomes final and its lines are
+kept. A line is a plain list of Rich Segments, not a Textual ``Strip``: a Strip allocates seven
+small caches, which for every line of every reply in a long chat adds up to megabytes and to work
+for each full garbage collection. The widget makes a Strip only for a line it draws.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 from pygments.lexer import Lexer
-from pygments.token import _TokenType
 from rich.cells import cell_len
 from rich.segment import Segment
-from textual.content import Content, Span
+from textual.content import Content
 from textual.style import Style
 
-from edgechat_tui.ui.widgets import _md_lexers
-from edgechat_tui.ui.widgets._md_lexers import TAB_SIZE
+from edgechat_tui.ui.markdown import lexers
+from edgechat_tui.ui.markdown.inline import (
+    content_line,
+    content_lines,
+    fence_language,
+    highlight,
+    inline_content,
+)
+from edgechat_tui.ui.markdown.lexers import TAB_SIZE
+from edgechat_tui.ui.markdown.style import BULLETS, CODE_PAD, QUOTE_BAR, Line, Palette
+from edgechat_tui.ui.markdown.table import render_table
 
-Line = list[Segment]
-"""One rendered line: Segments laid left to right, at most the render width in cells."""
-
-BULLETS = ("• ", "◦ ", "▪ ", "‣ ")
-QUOTE_BAR = "▌ "
-CODE_PAD = 1  # columns of background either side of code
-
-
-@dataclass(frozen=True)
-class Palette:
-    """Resolved styles for every part of a reply; built by the widget from its CSS and theme."""
-
-    base: Style
-    headings: tuple[Style, Style, Style, Style, Style, Style]
-    code_inline: Style
-    code_block: Style
-    code_label: Style
-    link: Style
-    link_url: Style
-    quote: Style
-    quote_bar: Style
-    bullet: Style
-    rule: Style
-    table_border: Style
-    table_header: Style
-    code_tokens: Mapping[_TokenType, Style]
-
-    @property
-    def blank(self) -> Segment:
-        """The style of empty space, so that padding shows the widget's background."""
-        return Segment(" ", self.base.rich_style)
+__all__ = ["BlockRenderer"]
 
 
-EMPHASIS = Style(italic=True)
-STRONG = Style(bold=True)
-STRIKE = Style(strike=True)
-
-
-def default_palette(parse_style: Callable[[str], Style] = Style.parse) -> Palette:
-    """A palette from plain colour names, for use without an app (tests of the renderer)."""
-    from textual.highlight import HighlightTheme
-
-    plain = Style.parse
-    return Palette(
-        base=Style(),
-        headings=(
-            plain("bold"),
-            plain("bold underline"),
-            plain("bold"),
-            plain("italic"),
-            plain("italic"),
-            plain("dim"),
-        ),
-        code_inline=plain("reverse"),
-        code_block=Style(),
-        code_label=plain("dim"),
-        link=plain("underline"),
-        link_url=plain("dim"),
-        quote=plain("italic"),
-        quote_bar=plain("dim"),
-        bullet=plain("bold"),
-        rule=plain("dim"),
-        table_border=plain("dim"),
-        table_header=plain("bold"),
-        code_tokens=resolve_code_theme(HighlightTheme.STYLES, parse_style),
-    )
-
-
-def resolve_code_theme(
-    styles: Mapping[_TokenType, str], parse_style: Callable[[str], Style]
-) -> dict[_TokenType, Style]:
-    """Resolve a Pygments token → style-string theme once, so highlighting does no parsing."""
-    resolved: dict[_TokenType, Style] = {}
-    for token_type, text in styles.items():
-        if not text:
-            continue
-        try:
-            resolved[token_type] = parse_style(text)
-        except Exception:  # a theme entry this app cannot resolve is shown unstyled
-            continue
-    return resolved
-
-
-def fence_language(info: str) -> str:
-    """The language of a code fence: the first word of its info string ("" if none)."""
-    words = info.split(maxsplit=1)
-    return words[0] if words else ""
-
-
-def highlight(code: str, lexer: Lexer, tokens: Mapping[_TokenType, Style]) -> Content:
-    """Code as Content with syntax colours from ``tokens`` (Pygments token type → style)."""
-    spans: list[Span] = []
-    position = 0
-    for token_type, value in lexer.get_tokens(code):
-        end = position + len(value)
-        kind: _TokenType | None = token_type
-        while kind is not None:
-            style = tokens.get(kind)
-            if style is not None:
-                spans.append(Span(position, end, style))
-                break
-            kind = kind.parent
-        position = end
-    # The lexer may normalise text (e.g. a trailing newline): keep the source as given.
-    return Content(code, [span for span in spans if span.end <= len(code)])
-
-
-class _InlineBuilder:
-    """Collects text and style spans for one run of inline Markdown."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.spans: list[Span] = []
-        self.length = 0
-
-    def add(self, text: str, style: Style | None = None) -> None:
-        if not text:
-            return
-        if style is not None:
-            self.spans.append(Span(self.length, self.length + len(text), style))
-        self.parts.append(text)
-        self.length += len(text)
-
-    def content(self) -> Content:
-        return Content("".join(self.parts), self.spans)
-
-
-def inline_content(tokens: Sequence[Token], palette: Palette) -> Content:
-    """Inline Markdown (emphasis, code, links, breaks) as styled Content.
-
-    Links are not clickable: their text is styled and their URL follows in brackets when it says
-    something the text does not.
-    """
-    builder = _InlineBuilder()
-    open_styles: list[tuple[int, Style]] = []
-    links: list[tuple[int, str]] = []
-    for token in tokens:
-        kind = token.type
-        if kind == "text":
-            builder.add(token.content)
-        elif kind == "softbreak":
-            builder.add(" ")
-        elif kind == "hardbreak":
-            builder.add("\n")
-        elif kind == "code_inline":
-            builder.add(token.content, palette.code_inline)
-        elif kind in ("em_open", "strong_open", "s_open"):
-            style = EMPHASIS if kind == "em_open" else STRONG if kind == "strong_open" else STRIKE
-            open_styles.append((builder.length, style))
-        elif kind in ("em_close", "strong_close", "s_close") and open_styles:
-            start, style = open_styles.pop()
-            if builder.length > start:
-                builder.spans.append(Span(start, builder.length, style))
-        elif kind == "link_open":
-            links.append((builder.length, str(token.attrs.get("href", ""))))
-        elif kind == "link_close" and links:
-            start, href = links.pop()
-            label = "".join(builder.parts)[start:]
-            builder.spans.append(Span(start, builder.length, palette.link))
-            if href and href not in (label, f"mailto:{label}"):
-                builder.add(f" ({href})", palette.link_url)
-        elif kind == "image":
-            alt = token.content or "image"
-            builder.add(f"[{alt}]", palette.link)
-            src = str(token.attrs.get("src", ""))
-            if src:
-                builder.add(f" ({src})", palette.link_url)
-        else:  # anything else markdown-it may produce is shown as its text
-            builder.add(token.content)
-    return builder.content()
-
-
-def content_lines(content: Content, width: int, base: Style) -> list[Line]:
-    """Word-wrap Content to ``width`` and render each line on ``base``."""
-    if width <= 0:
-        return []
-    return [content_line(line, base) for line in content.wrap(width)] or [[]]
-
-
-def content_line(line: Content, base: Style) -> Line:
-    """One line of Content (no wrapping), its styles laid over ``base``."""
-    return [Segment(text, style.rich_style) for text, style in line.render(base, end="") if text]
+def _break_cycles(tree: SyntaxTreeNode) -> None:
+    """Unlink a syntax tree (children point to parents): freed at once, not left to the cyclic GC,
+    whose full collections over a huge reply's nodes made rendering it superlinear."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        node.parent = None
+        node.children = []
 
 
 class BlockRenderer:
@@ -227,15 +63,18 @@ class BlockRenderer:
 
     def _lexer(self, language: str) -> Lexer | None:
         if self.wait_for_lexers:
-            return _md_lexers.load(language)
-        if not _md_lexers.is_loaded(language):
-            self.missing_lexers.add(_md_lexers.normalise(language))
-        return _md_lexers.cached(language)
+            return lexers.load(language)
+        if not lexers.is_loaded(language):
+            self.missing_lexers.add(lexers.normalise(language))
+        return lexers.cached(language)
 
     def render_source(self, source: str) -> list[Line]:
         """Render the top-level block(s) in ``source``."""
-        tokens = self.parser.parse(source)
-        return self.render_nodes(SyntaxTreeNode(tokens).children, self.width, self.palette.base)
+        tree = SyntaxTreeNode(self.parser.parse(source))
+        try:
+            return self.render_nodes(tree.children, self.width, self.palette.base)
+        finally:
+            _break_cycles(tree)
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -369,6 +208,4 @@ class BlockRenderer:
         return segments
 
     def _table(self, node: SyntaxTreeNode, width: int, base: Style) -> list[Line]:
-        from edgechat_tui.ui.widgets._md_table import render_table
-
         return render_table(node, width, base, self.palette)

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from textual.strip import Strip
 
-from edgechat_tui.ui.widgets._md_blocks import block_parser
-from edgechat_tui.ui.widgets._md_render import BlockRenderer, Line, Palette, fence_language
+from edgechat_tui.ui.markdown.background import OFFLOAD_CHARS, RenderedStep
+from edgechat_tui.ui.markdown.blocks import block_parser
+from edgechat_tui.ui.markdown.inline import fence_language
+from edgechat_tui.ui.markdown.render import BlockRenderer
+from edgechat_tui.ui.markdown.style import Line, Palette
+
+__all__ = ["FENCE_PIECE", "LONG_TAIL", "RenderedDocument"]
 
 _BLANK: Line = []
 # An open code block in the tail is rendered in pieces of this many lines, each kept once its
@@ -49,6 +54,8 @@ class RenderedDocument:
         self._block_parser = block_parser()
         self.width = 0
         self.palette: Palette | None = None
+        #: The tail's lines are from an earlier width or palette, or text: a background step is due.
+        self.tail_stale = False
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -61,6 +68,31 @@ class RenderedDocument:
         if text != self._tail:
             self._tail = text
             self._tail_dirty = True
+
+    def install(self, step: RenderedStep) -> int:
+        """Take what a background step rendered; the first line that may have changed.
+
+        Lines rendered for another width or palette (the window was resized meanwhile) are not
+        used: their blocks are kept as sources, to be rendered for the current one.
+        """
+        first_changed = len(self._lines)
+        current = step.width == self.width and step.palette == self.palette
+        if not current or self._rendered != len(self._blocks):
+            self.add_final([source for source, _, _ in step.blocks])
+            self.set_tail(step.tail)
+            return 0
+        for source, lines, missing in step.blocks:
+            block = _Block(source, lines, missing)
+            self._blocks.append(block)
+            self._append_lines(block)
+        self._rendered = len(self._blocks)
+        self._tail = step.tail
+        self._tail_lines = step.tail_lines
+        self._tail_missing = step.tail_missing
+        self._tail_dirty = False
+        self.tail_stale = False
+        self._fence_pieces = []
+        return first_changed
 
     def reset(self, width: int, palette: Palette) -> None:
         """New width or palette: every block is rendered again on the next ``render``."""
@@ -108,8 +140,13 @@ class RenderedDocument:
         """1 when a blank line parts the tail from the final blocks above it."""
         return 1 if self._tail_lines and self._lines else 0
 
-    def render(self) -> int:
-        """Render what is new (blocks, a changed tail); the first line that may have changed."""
+    def render(self, *, defer_long_tail: bool = False) -> int:
+        """Render what is new (blocks, a changed tail); the first line that may have changed.
+
+        With ``defer_long_tail``, a tail of :data:`OFFLOAD_CHARS` or more is not rendered here (it
+        would hold the event loop): its last lines stay, and :attr:`tail_stale` says a background
+        step should render it.
+        """
         if self.palette is None or not self.width:
             return 0
         first_changed = len(self._lines)
@@ -121,7 +158,10 @@ class RenderedDocument:
             self._append_lines(block)
         self._rendered = len(self._blocks)
         if self._tail_dirty or first_changed != len(self._lines):
-            self._render_tail(renderer)
+            if defer_long_tail and len(self._tail) >= OFFLOAD_CHARS:
+                self.tail_stale = True
+            else:
+                self._render_tail(renderer)
         return first_changed
 
     def _append_lines(self, block: _Block) -> None:
@@ -135,6 +175,7 @@ class RenderedDocument:
 
     def _render_tail(self, renderer: BlockRenderer) -> None:
         self._tail_dirty = False
+        self.tail_stale = False
         if not self._tail.strip():
             self._tail_lines = []
             self._tail_missing = frozenset()
@@ -222,7 +263,8 @@ class RenderedDocument:
             block.lines = lines
         if rebuild:
             self._rebuild_lines()
-        if language in self._tail_missing:
+        if language in self._tail_missing and len(self._tail) < OFFLOAD_CHARS:
+            # (a long tail is rendered again by the next background step, with the lexer loaded)
             self._fence_pieces = []  # rendered without colours: render them again
             self._render_tail(renderer)
             first = len(self._lines) if first is None else first

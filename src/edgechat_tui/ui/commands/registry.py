@@ -1,14 +1,32 @@
-"""Slash commands: what the input box understands besides messages, and how they complete.
+"""The registry of commands: the slash commands (how they are written, parsed, completed) and the
+palette's entries.
 
 Pure Python (no Textual), so the parsing and completion rules are tested on their own. A line that
 begins with ``/`` is a command; one that begins with ``//`` is a message that begins with ``/``.
+What each command does is in :mod:`~edgechat_tui.ui.commands.handlers`; the palette's provider,
+which offers :data:`PALETTE_ACTIONS`, in :mod:`~edgechat_tui.ui.commands.palette`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
+
+__all__ = [
+    "PALETTE_ACTIONS",
+    "SLASH_COMMANDS",
+    "ArgKind",
+    "Invocation",
+    "PaletteAction",
+    "SlashCommand",
+    "Suggestion",
+    "find_command",
+    "invocation_problem",
+    "message_text",
+    "parse_slash",
+    "suggest",
+]
 
 ArgKind = Literal["none", "optional", "required"]
 
@@ -143,3 +161,53 @@ def invocation_problem(invocation: Invocation) -> tuple[str, str] | None:
     if command.arg == "none" and invocation.arg:
         return f"/{command.name} takes no argument.", f"use it as: {command.usage}"
     return None
+
+
+# --- the palette's entries ------------------------------------------------------------------------
+
+
+class _ScreenState(Protocol):
+    """What a palette entry's condition looks at (the chat screen has it)."""
+
+    @property
+    def streaming(self) -> bool: ...
+    @property
+    def failed_text(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaletteAction:
+    title: str
+    help: str
+    #: A command line to run, or (when it ends in a space) to put in the input for completion;
+    #: or the name of a screen action (``stop``, ``load-earlier``, ``latest``, ``export-json``).
+    line: str
+    #: Only offered when this is true of the chat screen.
+    when: Callable[[_ScreenState], bool] | None = None
+
+
+def _streaming(screen: _ScreenState) -> bool:
+    return bool(screen.streaming)
+
+
+def _has_failed(screen: _ScreenState) -> bool:
+    return screen.failed_text is not None
+
+
+PALETTE_ACTIONS: tuple[PaletteAction, ...] = (
+    PaletteAction("Help", "the commands and keys", "/help"),
+    PaletteAction("Stop the reply", "keep what arrived, marked stopped", "stop", _streaming),
+    PaletteAction("Retry the failed message", "send it again", "/retry", _has_failed),
+    PaletteAction("Clear the conversation", "archive it and start a new one (asks first)", "/clear"),
+    PaletteAction("Switch user…", "/user NAME: another profile", "/user "),
+    PaletteAction("Show the model", "and the models edgechat knows", "/model"),
+    PaletteAction("Change the model…", "/model ID: for this session", "/model "),
+    PaletteAction("Show the system prompt", "", "/system"),
+    PaletteAction("Set the system prompt…", "/system TEXT: for this session", "/system "),
+    PaletteAction("Export as Markdown", "to a new file in the current directory", "/export"),
+    PaletteAction("Export as JSON", "to a new file in the current directory", "export-json"),
+    PaletteAction("Copy the last reply", "to the clipboard (OSC 52)", "/copy"),
+    PaletteAction("Load earlier messages", "mount the previous page of the conversation", "load-earlier"),
+    PaletteAction("Jump to the newest message", "", "latest"),
+    PaletteAction("Quit", "leave edgechat", "/quit"),
+)
