@@ -133,11 +133,11 @@ class TurnRunner:
             self._stopped(turn)
             raise
         except EdgechatError as error:
-            # A reply cut short by the server or the network keeps what was shown; a failed save
-            # (nothing stored) takes the turn back, as before any text. An agent that says whether
-            # it kept the partial reply (``partial_kept``) decides.
-            kept = getattr(error, "partial_kept", None)
-            keep_shown = kept if kept is not None else not isinstance(error, StorageError)
+            # A reply cut short by the server or the network keeps what was shown: the Agent base
+            # saved it, marked stopped, and set ``kept_partial`` to its Done. A failed save (nothing
+            # stored, no ``kept_partial``) takes the turn back, as before any text.
+            kept = getattr(error, "kept_partial", None) is not None
+            keep_shown = kept or (not hasattr(error, "kept_partial") and not isinstance(error, StorageError))
             await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept)
         except Exception as error:  # a bug (in the agent or in showing the reply): end the turn, say it
             await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}", UI_FAILURE_HINT)
