@@ -8,7 +8,6 @@ key on without listening anywhere else), real HTTP and websockets with aiohttp's
 from __future__ import annotations
 
 import asyncio
-
 import subprocess
 import sys
 
@@ -149,8 +148,9 @@ async def test_past_max_sessions_a_new_tab_is_refused_and_starts_nothing(tmp_pat
         await first.close()
         serve.wait_for(lambda: not serve.children(), what="the first session to end")
         # The server counts the session out once it has reaped the process: wait for that, by asking.
-        deadline = asyncio.get_running_loop().time() + 20
-        while (status := await _ws_status(serve.base)) == 503 and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (status := await _ws_status(serve.base)) == 503 and loop.time() < deadline:
             await asyncio.sleep(0.02)
         assert status == 101  # room again
     finally:
