@@ -218,3 +218,46 @@ async def test_esc_during_the_render_of_a_huge_block_stops_the_turn_at_once(sett
         await wait_until(pilot, lambda: body.settled, timeout=60, what="the stopped reply rendered")
         entry = app.chat.chat_log.entries[-1]
         assert entry.stopped and entry.text == body.markdown
+
+
+def _burst(prompt, text: str) -> None:
+    """Keys as a terminal delivers a fast typist's (or a paste's) burst: all queued before any is handled."""
+    from textual import events
+
+    for char in text:
+        key = {"\r": "enter", " ": "space"}.get(char, char)
+        prompt.post_message(events.Key(key, None if char == "\r" else char))
+
+
+async def test_a_message_typed_in_one_burst_after_a_command_is_never_lost(settings, fake, monkeypatch):
+    """`/user bob⏎hello bob⏎` arriving at once: the keys after the first Enter are typed before the screen
+    sees that Enter. The second line is kept (in the input, or sent as bob), never wiped by the command."""
+    write_history(settings.data_dir, "bob", [("bob's question", "bob's answer")])
+    fake.enqueue(Reply("hello to you, bob"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        _burst(app.chat.prompt, "/user bob\rhello bob\r")
+        await wait_until(pilot, lambda: app.chat.user == "bob" and app.chat.status.state == "ready",
+                         what="bob's conversation")
+        await pilot.pause()
+        sent = [m["content"] for m in stored_messages(settings.data_dir, "bob") if m["role"] == "user"]
+        assert "hello bob" in app.chat.prompt.text or "hello bob" in sent, (app.chat.prompt.text, sent)
+        assert not [m for m in stored_messages(settings.data_dir, "alice") if m["content"] == "hello bob"]
+        if "hello bob" in app.chat.prompt.text:
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(stored_messages(settings.data_dir, "bob")) == 4,
+                             what="the message sent as bob")
+
+
+async def test_a_line_typed_right_after_enter_starts_a_new_text(settings, fake):
+    """Keys queued behind an Enter belong to the next message, not to the one sent."""
+    fake.enqueue(Reply("first answer"), Reply("second answer"))
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        _burst(app.chat.prompt, "first\rsecond")
+        await wait_until(pilot, lambda: len(stored_messages(settings.data_dir, "alice")) == 2,
+                         what=f"the first turn (input: {app.chat.prompt.text!r})")
+        assert stored_messages(settings.data_dir, "alice")[0]["content"] == "first"
+        assert app.chat.prompt.text == "second"

@@ -255,10 +255,11 @@ class ChatScreen(Screen[None]):
         invocation = parse_slash(text)
         if invocation is not None:
             self._prompt.close_suggestions()
-            if invocation_problem(invocation) is None:
-                # Cleared now, not when the command ends: the user may already be typing.
+            if invocation_problem(invocation) is not None:
+                self._prompt.restore(text)  # the problem is shown; the line stays to be fixed
+            else:
+                # The box was emptied with the Enter: the user may already be typing.
                 self._prompt.remember(text.strip())
-                self._prompt.clear()
                 if invocation.command is not None and invocation.command.name == "user":
                     # Held from this key on, not from when the command runs: a message typed
                     # right after must not go to the profile being left.
@@ -266,7 +267,8 @@ class ChatScreen(Screen[None]):
             # Some commands take a while (/user loads a history, /export writes a file).
             self.run_worker(self.run_command(invocation), group="command", exit_on_error=False)
             return
-        self.send(message_text(text), from_prompt=True)
+        if not self.send(message_text(text)):
+            self._prompt.restore(text)  # refused: the text goes back, before anything typed since
 
     async def run_command(self, invocation: Invocation) -> None:
         """Run a command line on this screen (the palette runs its entries here too)."""
@@ -284,7 +286,7 @@ class ChatScreen(Screen[None]):
         self._switch_requests += 1
         self.post_message(SwitchUser(user))
 
-    def send(self, text: str, *, from_prompt: bool = False) -> bool:
+    def send(self, text: str) -> bool:
         """Start a turn with ``text``. Returns False (and says why) when it cannot be sent now."""
         if not text.strip():
             return False
@@ -299,8 +301,7 @@ class ChatScreen(Screen[None]):
         if agent is None or not self.session.ready:
             self._refuse(self.session.busy_reason)
             return False
-        if from_prompt:
-            self._prompt.clear()
+        # From the prompt, the box was emptied with the Enter (keys typed since are a new text).
         self._prompt.remember(text)
         self.turns.retry_text = None
         turn = Turn(text)

@@ -121,7 +121,9 @@ class PromptArea(TextArea):
     ]
 
     class Submitted(Message):
-        """Enter was pressed: ``text`` is what the box held."""
+        """Enter was pressed: ``text`` is what the box held. The box is emptied at once, so keys typed
+        before the screen handles this message start a new text; a screen that cannot use ``text``
+        gives it back with :meth:`PromptArea.restore`."""
 
         def __init__(self, prompt: PromptArea, text: str) -> None:
             super().__init__()
@@ -162,7 +164,7 @@ class PromptArea(TextArea):
         key = event.key
         handled = self._key_for_suggestions(key) or self._key_for_recall(key)
         if not handled and key == "enter":
-            self.post_message(self.Submitted(self, self.text))
+            self.submit()
             handled = True
         if handled:
             event.stop()
@@ -201,7 +203,7 @@ class PromptArea(TextArea):
             return
         self.set_text(current.replacement)
         if submit and current.complete:
-            self.post_message(self.Submitted(self, self.text))
+            self.submit()
 
     def _key_for_recall(self, key: str) -> bool:
         row, _ = self.cursor_location
@@ -244,6 +246,20 @@ class PromptArea(TextArea):
         self.insert("\n")
 
     # --- text ---------------------------------------------------------------------------------
+
+    def submit(self) -> None:
+        """Hand the text to the screen and empty the box in the same step (see :class:`Submitted`)."""
+        text = self.text
+        if text.strip():
+            self._recall_index = None
+            self.clear()
+        self.post_message(self.Submitted(self, text))
+
+    def restore(self, text: str) -> None:
+        """Give back a submitted ``text`` the screen could not use, before anything typed since."""
+        if not text.strip() or self.text == text:
+            return
+        self.set_text(text if not self.text else text.rstrip("\n") + "\n" + self.text)
 
     def set_text(self, text: str) -> None:
         """Replace the text and put the cursor at its end."""
