@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from edgechat_tui.core.errors import UsageError
+from edgechat_tui.core.net import is_loopback
 from edgechat_tui.http.text import shown
 
 
@@ -68,19 +68,6 @@ def parse_endpoint(url: str) -> Endpoint:
         shown=f"{netloc}{path}",
         loopback=is_loopback(host),
     )
-
-
-def is_loopback(host: str) -> bool:
-    """True for names and addresses that never leave this machine."""
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 __all__ = ["Endpoint", "is_loopback", "parse_endpoint"]
