@@ -22,11 +22,12 @@ def isolated_env(tmp_path, monkeypatch):
            if not k.startswith(("EDGECHAT_", "CLOUDFLARE_"))}
     env["EDGECHAT_CONFIG"] = str(tmp_path / "config" / "config.toml")
     env["EDGECHAT_DATA_DIR"] = str(tmp_path / "data")
+    env["EDGECHAT_CACHE_DIR"] = str(tmp_path / "cache")
     env["PYTHONPATH"] = str(ROOT)  # lets subprocesses import tests.fakes
     for key in list(os.environ):
         if key.startswith(("EDGECHAT_", "CLOUDFLARE_")):
             monkeypatch.delenv(key)
-    for key in ("EDGECHAT_CONFIG", "EDGECHAT_DATA_DIR"):
+    for key in ("EDGECHAT_CONFIG", "EDGECHAT_DATA_DIR", "EDGECHAT_CACHE_DIR"):
         monkeypatch.setenv(key, env[key])
     return env
 

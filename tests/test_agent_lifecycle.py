@@ -15,8 +15,9 @@ import pytest
 from edgechat_tui.backends.local.agent import LocalAgent
 from edgechat_tui.core.errors import EdgechatError, StorageError, UsageError
 from edgechat_tui.core.messages import Done, TextDelta
-from edgechat_tui.storage import HistoryStore
+from edgechat_tui.storage.library import Library
 from tests.fakes.workers_ai import CutStream, ErrorReply, FakeWorkersAI, Reply
+from tests.histories import library_dir, stored_messages
 from tests.test_local_agent import make_settings
 
 SLOW = "one two three four five six seven eight nine ten eleven twelve"
@@ -29,19 +30,32 @@ def fake():
 
 
 def stored(tmp_path):
-    return HistoryStore(tmp_path / "data", "alice").load()
+    return stored_messages(tmp_path / "data", "alice")
 
 
-class SignallingStore(HistoryStore):
-    """A real store that says when a save starts (so a test can wait for it instead of sleeping)."""
+class SignallingLibrary(Library):
+    """A real library that says when a save starts (so a test can wait for it instead of sleeping)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, warn=lambda _text: None, **kwargs)
         self.saving = threading.Event()
 
-    def append_turn(self, user_message, reply):
+    def append(self, chat_id, make, **kwargs):
         self.saving.set()
-        return super().append_turn(user_message, reply)
+        return super().append(chat_id, make, **kwargs)
+
+    def append_first(self, chat_id, make):
+        self.saving.set()
+        return super().append_first(chat_id, make)
+
+
+def hold_profile_lock(data_dir):
+    """Take the profile's lock as another process's save would."""
+    folder = library_dir(data_dir, "alice")
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = os.open(folder / "profile.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    return holder
 
 
 async def test_closing_the_stream_after_done_saves_nothing_more(tmp_path, fake) -> None:
@@ -81,8 +95,8 @@ async def anext_done(agent, text):
 async def test_a_cancelled_turn_is_saved_before_the_next_one_may_start(tmp_path, fake) -> None:
     fake.enqueue(Reply(SLOW, chunk_size=4, delay=0.05))
     settings = make_settings(tmp_path, fake)
-    store = SignallingStore(settings.data_dir, "alice")
-    agent = LocalAgent(settings, "alice", store=store)
+    store = SignallingLibrary(settings.data_dir, "alice")
+    agent = LocalAgent(settings, "alice", library=store)
     seen = asyncio.Event()
 
     async def consume() -> None:
@@ -92,9 +106,7 @@ async def test_a_cancelled_turn_is_saved_before_the_next_one_may_start(tmp_path,
 
     task = asyncio.create_task(consume())
     await seen.wait()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    holder = os.open(settings.data_dir / "alice.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(holder, fcntl.LOCK_EX)  # another process's save in progress: the stopped save must wait
+    holder = hold_profile_lock(settings.data_dir)  # another process's save: the stopped save must wait
     try:
         task.cancel()
         assert await asyncio.to_thread(store.saving.wait, 10), "the stopped reply was never saved"
@@ -139,11 +151,9 @@ async def test_a_storage_error_while_saving_a_stopped_reply_never_replaces_the_c
 
 async def test_stopped_while_the_complete_turn_is_being_saved_keeps_it_once(tmp_path, fake) -> None:
     settings = make_settings(tmp_path, fake)
-    store = SignallingStore(settings.data_dir, "alice")
-    agent = LocalAgent(settings, "alice", store=store)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    holder = os.open(settings.data_dir / "alice.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(holder, fcntl.LOCK_EX)  # no history file yet: only the save needs the lock
+    store = SignallingLibrary(settings.data_dir, "alice")
+    agent = LocalAgent(settings, "alice", library=store)
+    holder = hold_profile_lock(settings.data_dir)  # no conversation yet: only the save needs the lock
     task = asyncio.create_task(anext_done(agent, "hello"))
     try:
         assert await asyncio.to_thread(store.saving.wait, 10)

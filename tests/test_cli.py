@@ -93,3 +93,25 @@ def test_history_users_reset_on_empty_data_dir(isolated_env):
         assert run.returncode == 1, run
         assert "no profile 'alice'" in run.stderr and run.stdout == "", run
         assert run.stderr.count("edgechat: error:") == 1 and "Traceback" not in run.stderr
+
+
+def test_the_top_level_parse_is_the_whole_parsers():
+    # Starts without a subcommand parse with the top-level parser alone: the same answers, and
+    # anything else (a command, help, a mistake) is the whole parser's.
+    import pytest as _pytest
+
+    from edgechat_tui.cli.parser import COMMANDS, build_parser, parse_args
+    from edgechat_tui.core.errors import UsageError
+
+    whole = build_parser()
+    (commands,) = [action for action in whole._actions if action.dest == "command"]
+    assert set(commands.choices) == COMMANDS
+    for argv in ([], ["--user", "bob"], ["-u", "bob", "--new"], ["--chat", "0abc"], ["-m", "hi", "--json"],
+                 ["-m", "history"], ["--us", "bob"], ["history", "--format", "json"], ["chats"]):
+        assert parse_args(argv) == build_parser().parse_args(argv), argv
+    for argv in (["--usr", "bob"], ["hisotry"], ["--user"], ["--chat", "1", "--new", "extra"]):
+        with _pytest.raises(UsageError) as fast:
+            parse_args(argv)
+        with _pytest.raises(UsageError) as slow:
+            build_parser().parse_args(argv)
+        assert (fast.value.message, fast.value.hint) == (slow.value.message, slow.value.hint), argv

@@ -62,7 +62,7 @@ def test_markdown_reads_back_as_the_conversation_whatever_the_replies_hold(reply
 def test_fields_from_a_stored_file_are_plain_text_in_the_markdown() -> None:
     hostile = "2025\n# injected heading\x1b]0;title\x07 <b>bold</b> [link](http://x) `code`\x9b"
     messages = [Message("user", "hi", time=hostile), Message("assistant", "yo", time=hostile, model=hostile)]
-    markdown = to_markdown("alice", messages, exported=hostile, model=hostile)
+    markdown = to_markdown("alice", messages, exported=hostile, model=hostile, title=hostile, chat=hostile)
     assert not CONTROLS.search(markdown.replace("\n", ""))
     tokens = parsed(markdown)
     assert [t.tag for t in tokens if t.type == "heading_open"] == ["h1", "h2", "h2"]
@@ -92,3 +92,14 @@ def test_export_files_are_created_private(tmp_path: Path, name: str, umask: int)
         os.umask(old)
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left behind
+
+
+def test_the_conversations_title_and_id_are_in_both_exports() -> None:
+    messages = conversation("hello")
+    markdown = to_markdown("alice", messages, exported="now", model=None, title="Trip *ideas*",
+                           chat="01m8tpxfbbm8et")
+    assert "Trip \\*ideas\\* · conversation 01m8tpxfbbm8et · exported now · 6 messages" in markdown
+    data = json.loads(to_json("alice", messages, exported="now", model=None, title="Trip\x1b[2J",
+                              chat="01m8tpxfbbm8et"))
+    assert (data["chat"], data["title"]) == ("01m8tpxfbbm8et", "Trip")
+    assert "chat" not in json.loads(to_json("alice", messages, exported="now", model=None))

@@ -12,8 +12,8 @@ from edgechat_tui.backends.local.workers_ai import WorkersAIClient
 from edgechat_tui.config.settings import load_settings
 from edgechat_tui.core.errors import AuthError, ContextTooLong, MessageTooLong, MissingCredentials
 from edgechat_tui.core.messages import Done, Retrying, TextDelta
-from edgechat_tui.storage.store import HistoryStore
 from tests.fakes.workers_ai import ErrorReply, FakeWorkersAI, Reply
+from tests.histories import stored_messages
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ async def test_a_turn_streams_saves_and_counts(tmp_path, fake):
     assert reply_text(events) == done.message.content == "You said: hello"
     assert done.message_count == 2 and done.message.model == agent.info.model
     assert done.usage is not None and done.context.messages_sent == 0
-    stored = HistoryStore(tmp_path / "data", "alice").load()
+    stored = stored_messages(tmp_path / "data", "alice")
     assert [(m.role, m.content) for m in stored] == [("user", "hello"), ("assistant", "You said: hello")]
     assert (await run(agent, "again"))[-1].message_count == 4
     await agent.aclose()
@@ -168,7 +168,7 @@ async def test_stopping_keeps_the_partial_reply_marked_stopped(tmp_path, fake):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    stored = HistoryStore(tmp_path / "data", "alice").load()
+    stored = stored_messages(tmp_path / "data", "alice")
     assert stored[-1].stopped and stored[-1].content.startswith("".join(seen))
     assert len(stored[-1].content) < len("one two three four five six seven eight nine ten")
     assert len(stored) == 2  # the turn, kept once

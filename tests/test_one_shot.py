@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from edgechat_tui.storage.store import HistoryStore
 from tests.conftest import run_cli
 from tests.fakes.workers_ai import ErrorReply, FakeWorkersAI, Reply, html_error_page
+from tests.histories import stored_messages
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_runtime_errors_are_one_clear_line_and_exit_1(env, fake, reply, words):
     for word in words:
         assert word.lower() in result.stderr.split("edgechat: error:")[1].lower()
     assert fake.token not in result.stderr + result.stdout
-    assert HistoryStore(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default").load() == []
+    assert stored_messages(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default") == []
 
 
 def test_escape_sequences_never_reach_stdout(env, fake):
@@ -105,7 +105,7 @@ def test_interrupt_keeps_the_partial_reply_marked_stopped(env, fake):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    stored = HistoryStore(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default").load()
+    stored = stored_messages(__import__("pathlib").Path(env["EDGECHAT_DATA_DIR"]), "default")
     assert stored[-1].stopped
     assert stored[-1].content.startswith(received.decode())
     assert len(stored[-1].content) < len(words)

@@ -165,7 +165,7 @@ async def test_reset_archives_and_starts_over(agent_server: AgentServer) -> None
 async def test_reset_absent_is_not_supported() -> None:
     with AgentServer(capabilities=("stream", "history")) as server:
         async with RemoteAgent(server.url, "alice") as agent:
-            with pytest.raises(NotSupported, match="/clear is not available on this agent"):
+            with pytest.raises(NotSupported, match=r"\(edgechat reset, /clear\) is not available on this"):
                 await agent.reset()
             assert agent.info.can_reset is False
         assert server.count("/api/reset") == 0

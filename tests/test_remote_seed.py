@@ -151,7 +151,7 @@ async def test_no_reset_endpoint_means_clear_is_not_available(seed: SeedServer) 
         await turn(agent, "one")
         with pytest.raises(NotSupported) as caught:
             await agent.reset()
-    assert "/clear is not available on this agent" in str(caught.value)
+    assert "(edgechat reset, /clear) is not available on this agent" in str(caught.value)
     assert len(seed.messages("alice")) == 2
 
 

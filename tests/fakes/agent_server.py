@@ -16,6 +16,9 @@ switchable so a test can meet a server with any subset:
 - ``auth``: with a token, every route but the health check answers 401 ``unauthorized`` without it;
 - errors as JSON with stable codes (``bad_request``, ``not_found``, ...).
 
+The conversation library (``conversations``, ``search``, and ``idempotency`` for its turns) is spoken by
+:class:`tests.fakes.library_server.LibraryServer`, a subclass, so every fault scripted here works there.
+
 Failures are scripted as for the seed's fake, plus :class:`ScriptedStream` for faults inside a stream:
 a connection cut after N deltas, a stream that ends without ``done``, a stall, garbage, an ``error`` event.
 :func:`error_answer` builds an error with a code (and ``retryAfter`` with its ``Retry-After`` header).

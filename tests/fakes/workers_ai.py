@@ -12,6 +12,9 @@ under test goes through real sockets, real HTTP and real SSE framing. It answers
   ``stream: true`` answers in SSE: ``data: {"response": ...}`` events with padding ``"p"`` fields, a
   final usage event and ``data: [DONE]``.
 - ``GET /client/v4/user/tokens/verify`` and ``GET /client/v4/accounts/{id}/tokens/verify``.
+- ``GET /client/v4/accounts/{id}/ai/models/search`` (``task``, ``search``, ``page``, ``per_page``): the
+  model catalog, paged as the service pages it (:mod:`tests.fakes.model_catalog`), from
+  :attr:`FakeWorkersAI.catalog`; :attr:`FakeWorkersAI.catalog_reply` answers instead when set.
 
 In a test::
 
@@ -52,6 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from tests.fakes.model_catalog import default_catalog, search_page
+
 # --- What the fake knows about models -------------------------------------------------------------
 
 #: Context windows of the models the fake accepts (cloudflare.md section 2).
@@ -68,6 +73,19 @@ DEFAULT_MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
 _MODEL_SHAPE = re.compile(r"@(cf|hf)/[A-Za-z0-9._-]+/[A-Za-z0-9._:-]+")
 _ROLES = {"system", "user", "assistant", "tool"}
 _API_PREFIX = "/client/v4"
+
+
+#: The library's title call: this model, at most this many tokens, and a system prompt asking for a title.
+TITLE_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+
+
+def is_title_request(body: Any) -> bool:
+    if not isinstance(body, dict) or body.get("max_tokens") != 24:
+        return False
+    messages = body.get("messages")
+    return (isinstance(messages, list) and len(messages) == 2 and isinstance(messages[0], dict)
+            and messages[0].get("role") == "system"
+            and "title for this conversation" in str(messages[0].get("content", "")))
 
 
 def estimate_tokens(body: dict[str, Any]) -> int:
@@ -104,6 +122,13 @@ class Reply:
     usage: dict[str, Any] | str | None = "auto"
     style: str = "response"
     padding: bool = True
+    #: Why the model stopped: None says nothing in the native style ("stop" in the OpenAI style);
+    #: "length" is a reply cut at ``max_tokens`` (then said in either style, and usage counts
+    #: ``max_tokens`` completion tokens).
+    finish_reason: str | None = None
+    #: Pauses the test controls: before the piece at each index the stream waits until that event
+    #: is set (or the client goes away), so a test can see the reply at a known point, not a moment.
+    holds: dict[int, threading.Event] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -309,9 +334,20 @@ class FakeWorkersAI:
         self.token_is_account_owned = False
         #: When set, the token check answers this instead (a hostile or broken verify endpoint).
         self.verify_reply: ErrorReply | None = None
+        #: The model search endpoint's items (hostile ones too: they are sent as they are).
+        self.catalog: list[Any] = default_catalog(self.models)
+        #: When set, the model search endpoint answers this instead (an error, or a raw body).
+        self.catalog_reply: ErrorReply | None = None
+        #: When set, a model search request waits for it (up to 10 s): a test sees the client meanwhile.
+        self.catalog_gate: threading.Event | None = None
         #: Builds the answer when the queue is empty. Default: :meth:`echo_reply`.
         self.default_reply: Callable[[ReceivedRequest], ReplyKind] = self.echo_reply
         self.requests: list[ReceivedRequest] = []
+        #: Title requests (the library's small-model call after a first reply) are kept apart from
+        #: ``requests`` and answered from ``title_queue``, else with a title made from the first words,
+        #: so a test's queued replies and request counts are about its turns only.
+        self.title_requests: list[ReceivedRequest] = []
+        self.title_queue: deque[ReplyKind] = deque()
         self._queue: deque[ReplyKind] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -395,6 +431,12 @@ class FakeWorkersAI:
         with self._lock:
             return [r for r in self.requests if "/ai/run/" in r.path]
 
+    @property
+    def catalog_requests(self) -> list[ReceivedRequest]:
+        """The model search requests received, oldest first."""
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/ai/models/search")]
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
         """Block until ``count`` requests have arrived (for subprocess tests). Raises TimeoutError."""
         with self._request_seen:
@@ -428,11 +470,26 @@ class FakeWorkersAI:
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._request_seen:
-            self.requests.append(request)
+            if is_title_request(request.body):
+                self.title_requests.append(request)
+            else:
+                self.requests.append(request)
             self._request_seen.notify_all()
+
+    def wait_for_title_requests(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
+        with self._request_seen:
+            if not self._request_seen.wait_for(lambda: len(self.title_requests) >= count, timeout):
+                raise TimeoutError(f"{len(self.title_requests)} of {count} title requests arrived")
+            return list(self.title_requests)
 
     def _next_reply(self, request: ReceivedRequest) -> ReplyKind:
         with self._lock:
+            if is_title_request(request.body):
+                if self.title_queue:
+                    return self.title_queue.popleft()
+                said = request.body["messages"][-1].get("content", "")
+                first = said.split("\n", 1)[0].removeprefix("User: ")
+                return Reply("Title: " + " ".join(first.split()[:4]).title())
             if self._queue:
                 return self._queue.popleft()
         return self.default_reply(request)
@@ -551,6 +608,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._verify(method, request, account_endpoint=True)
             return
+        match = re.fullmatch(r"/accounts/([^/]+)/ai/models/search", rest)
+        if match is not None:
+            self._search_models(method, match.group(1), path, request)
+            return
         match = re.fullmatch(r"/accounts/([^/]+)/ai/run/(.+)", rest)
         if match is None:
             self._no_route(path)
@@ -586,6 +647,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = fake._next_reply(request)
         self._answer(reply, request, stream=request.body.get("stream") is True)
+
+    def _search_models(self, method: str, account_id: str, path: str, request: ReceivedRequest) -> None:
+        request.account_id = account_id
+        if not self._authorised(request):
+            return
+        if account_id != self.fake.account_id:
+            self._no_route(path)
+            return
+        if method != "GET":
+            self._send_json(400, _error_body([(7001, f"{method} not supported for requested URI.")]))
+            return
+        if self.fake.catalog_gate is not None:
+            self.fake.catalog_gate.wait(10)
+        if self.fake.catalog_reply is not None:
+            self._send_error_reply(self.fake.catalog_reply)
+            return
+        status, body = search_page(list(self.fake.catalog), self.path.partition("?")[2])
+        self._send_json(status, body)
 
     def _no_route(self, path: str) -> None:
         message = f"Could not route to {path}, perhaps your object identifier is invalid?"
@@ -695,6 +774,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = request.body if isinstance(request.body, dict) else {}
         prompt = estimate_tokens({**body, "max_tokens": 0})
         completion = math.ceil(len(text) / 4)
+        if getattr(reply, "finish_reason", None) == "length" and isinstance(body.get("max_tokens"), int):
+            completion = body["max_tokens"]
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def _whole(self, reply: ReplyKind, request: ReceivedRequest) -> None:
@@ -715,12 +796,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": "chatcmpl-" + secrets.token_hex(6),
                 "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
+                             "finish_reason": getattr(reply, "finish_reason", None) or "stop"}],
             }
         elif style == "number" and re.fullmatch(r"-?[1-9][0-9]*|0", text):
             result = {"response": int(text)}
         else:
             result = {"response": text, "tool_calls": []}
+            if getattr(reply, "finish_reason", None):
+                result["finish_reason"] = reply.finish_reason
         if usage is not None:
             result["usage"] = usage
         first_delay = getattr(reply, "first_delay", 0.0)
@@ -766,6 +849,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if self._interrupt(reply):
                     return
                 cut_at = None
+            hold = getattr(reply, "holds", {}).get(index)
+            if hold is not None:
+                self._wait_for(hold)
             if delay and index:
                 self._wait(delay)
             self._chunk(piece_event(piece, index))
@@ -776,9 +862,13 @@ class _Handler(BaseHTTPRequestHandler):
         if usage is not None:
             if style == "choices":
                 final = {"id": "chatcmpl-x", "object": "chat.completion.chunk",
-                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+                         "choices": [{"index": 0, "delta": {},
+                                      "finish_reason": getattr(reply, "finish_reason", None) or "stop"}],
+                         "usage": usage}
             else:
                 final = {"response": "", "tool_calls": [], "usage": usage}
+                if getattr(reply, "finish_reason", None):
+                    final["finish_reason"] = reply.finish_reason
             self._chunk(event(final, len(pieces)))
         if not isinstance(reply, NoDone):
             self._chunk(b"data: [DONE]\n\n")
@@ -809,11 +899,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake._stopping.is_set():
             raise _ClientGone
 
-    def _wait(self, seconds: float) -> None:
+    def _wait_for(self, event: threading.Event, limit: float = 60.0) -> None:
+        """Wait until ``event`` is set, noticing at once when the client goes away or the fake stops.
+
+        ``limit`` only keeps a broken test from hanging the server thread for ever."""
+        self._wait(limit, until=event)
+
+    def _wait(self, seconds: float, until: threading.Event | None = None) -> None:
         """Sleep, but notice at once when the client goes away or the fake stops."""
         deadline = time.monotonic() + seconds
         while True:
             self._check_stopping()
+            if until is not None and until.is_set():
+                return
             left = deadline - time.monotonic()
             if left <= 0:
                 return

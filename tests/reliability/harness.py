@@ -28,7 +28,7 @@ from pathlib import Path
 
 from edgechat_tui.core.errors import EdgechatError
 from edgechat_tui.core.messages import Message
-from edgechat_tui.storage.store import HistoryStore
+from edgechat_tui.storage.library import Library
 from tests.reliability.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,9 +278,15 @@ def cli_unclear_reasons(run: Run, *, exit_code: int | tuple[int, ...] = 1,
 
 
 def read_history(data_dir: Path, user: str) -> tuple[list[Message], list[str]]:
-    """Load ``user``'s history as edgechat does (repairing as it does); the warnings it gave."""
+    """Load ``user``'s most recent conversation as edgechat does (migrating and repairing as it does);
+    the warnings it gave."""
     warnings: list[str] = []
-    messages = HistoryStore(data_dir, user, warn=warnings.append).load()
+    library = Library(data_dir, user, warn=warnings.append)
+    try:
+        recent = library.most_recent()
+        messages = library.state(recent.id)[0].messages() if recent is not None else []
+    finally:
+        library.close()
     return messages, warnings
 
 
@@ -348,10 +354,13 @@ def check_history(data_dir: Path, user: str, reported: Iterable[str],
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` with its bytes (a missing root is empty)."""
+    """Every regular file under ``root`` with its bytes (a missing root is empty), but the library's
+    search index, which is derived from the others and refreshed whenever it is read."""
     files: dict[str, bytes] = {}
     if root.exists():
         for path in sorted(root.rglob("*")):
+            if path.name.startswith("index.sqlite3"):
+                continue
             if path.is_file() and not path.is_symlink():
                 with contextlib.suppress(OSError):
                     files[str(path.relative_to(root))] = path.read_bytes()

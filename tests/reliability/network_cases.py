@@ -459,6 +459,7 @@ async def _run_workers_ai(case: NetCase, workdir: Path) -> Outcome:
             if case.prior_turn:
                 _, prior_error = await _drain(agent, "an earlier turn")
                 assert prior_error is None, prior_error
+                await agent.wait_for_titles()  # the earlier turn's title lands before the snapshot
             before = snapshot(data_dir)
             stored_before = len(await agent.history())
             sent_before = len(fake.run_requests)

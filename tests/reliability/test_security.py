@@ -31,6 +31,7 @@ from edgechat_tui.config.settings import load_settings
 from edgechat_tui.core.secret import Secret
 from tests.fakes.agent_server import AgentServer
 from tests.fakes.workers_ai import FakeWorkersAI, Reply
+from tests.histories import conversations, library_dir
 from tests.reliability.figures import FIGURES
 from tests.reliability.harness import (
     ACCOUNT,
@@ -296,13 +297,13 @@ def test_an_existing_edgechat_config_dir_is_made_private(workspace: Workspace) -
 
 
 def test_history_files_stay_private(workspace: Workspace, workers_ai) -> None:
-    """Every file edgechat writes in the data dir (history, lock, torn tail, archive, damaged copy) is 0600,
-    the dir 0700, even under umask 000."""
+    """Every file edgechat writes in the data dir (conversations, lock, torn tail, damaged copy, index)
+    is 0600, every folder 0700, even under umask 000."""
     env = workspace.local_env(workers_ai.api_base)
     problems = []
     with _umask(0):
         assert run_edgechat(["-m", "first"], env).returncode == 0
-        history = workspace.data_dir / "default.jsonl"
+        [history] = library_dir(workspace.data_dir).glob("*.jsonl")
         with open(history, "ab") as handle:
             handle.write(b'{"messages": [{"role": "user", "con')  # a torn tail: cut and kept by the next turn
         assert run_edgechat(["-m", "second"], env).returncode == 0
@@ -311,15 +312,20 @@ def test_history_files_stay_private(workspace: Workspace, workers_ai) -> None:
         assert run_edgechat(["-m", "third"], env).returncode == 0  # the damaged file is moved aside
         assert run_edgechat(["reset"], env).returncode == 0
         assert run_edgechat(["-m", "fourth"], env).returncode == 0
-    names = sorted(p.name for p in workspace.data_dir.iterdir())
-    kinds = {"torn": ".torn-", "corrupt": ".corrupt-", "archived": ".archived", "lock": ".lock",
-             "history": ".jsonl"}
+        assert run_edgechat(["search", "fourth"], env).returncode == 0
+        assert run_edgechat(["chats", "delete", history.stem], env).returncode == 0
+    everything = sorted(workspace.data_dir.rglob("*"))
+    names = [p.name for p in everything]
+    kinds = {"torn": ".torn-", "corrupt": ".corrupt-", "lock": ".lock", "conversation": ".jsonl",
+             "index": "index.sqlite3"}
     for kind, part in kinds.items():
         if not any(part in name for name in names):
             problems.append(f"no {kind} file was made ({names})")
-    if _mode(workspace.data_dir) != 0o700:
-        problems.append(f"data dir {_mode(workspace.data_dir):o}")
-    problems += [f"{p.name} is {_mode(p):o}" for p in workspace.data_dir.iterdir() if _mode(p) != 0o600]
+    active, trash = conversations(workspace.data_dir), conversations(workspace.data_dir, place="trash")
+    if len(active) != 1 or len(trash) != 1:
+        problems.append("reset did not start a new conversation, or delete did not move one to the trash")
+    problems += [f"{p} is {_mode(p):o}" for p in [workspace.data_dir, *everything]
+                 if _mode(p) != (0o700 if p.is_dir() else 0o600)]
     FIGURES.add(TOKEN_CLASS, command=COMMAND, tried=len(names) + 1, lost=len(problems),
                 note="; ".join(problems) or None)
     assert not problems, problems

@@ -31,7 +31,7 @@ def fake() -> Iterator[FakeWorkersAI]:
 
 def make_settings(tmp_path: Path, fake: FakeWorkersAI | None, **env: str) -> Settings:
     """Settings as the CLI would load them, from an environment that points at ``fake``."""
-    values = {"EDGECHAT_DATA_DIR": str(tmp_path / "data")}
+    values = {"EDGECHAT_DATA_DIR": str(tmp_path / "data"), "EDGECHAT_CACHE_DIR": str(tmp_path / "cache")}
     if fake is not None:
         values |= {
             "CLOUDFLARE_ACCOUNT_ID": fake.account_id,
@@ -71,17 +71,10 @@ def write_history(data_dir: Path, user: str, turns: list[tuple[str, str]] | int,
 
 
 def stored_messages(data_dir: Path, user: str) -> list[dict[str, Any]]:
-    """The messages in ``user``'s history file, read as plain JSON (not through the store)."""
-    import json
+    """The messages of ``user``'s most recent conversation (its current branch), as stored JSON."""
+    from tests.histories import stored_messages as branch
 
-    path = data_dir / f"{user}.jsonl"
-    if not path.exists():
-        return []
-    messages: list[dict[str, Any]] = []
-    for line in path.read_text("utf-8").splitlines()[1:]:
-        if line.strip():
-            messages.extend(json.loads(line)["messages"])
-    return messages
+    return [message.to_json() for message in branch(data_dir, user)]
 
 
 async def wait_until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 10.0,

@@ -31,12 +31,16 @@ class PtyApp:
     sequence in the output can only have come from somewhere else.
     """
 
-    def __init__(self, env: dict[str, str], user: str = "alice", size: tuple[int, int] = (100, 30)) -> None:
+    def __init__(self, env: dict[str, str], user: str = "alice", size: tuple[int, int] = (100, 30), *,
+                 cli: bool = False) -> None:
         self.output = bytearray()
+        # ``cli``: start it as the ``edgechat`` command does (``python -m edgechat_tui --user USER``).
+        argv = ([sys.executable, "-m", "edgechat_tui", "--user", user] if cli
+                else [sys.executable, "-c", TUI_COMMAND, user])
         pid, fd = pty.fork()
         if pid == 0:  # the child: become the TUI
             try:
-                os.execve(sys.executable, [sys.executable, "-c", TUI_COMMAND, user],
+                os.execve(sys.executable, argv,
                           {**env, "TERM": "xterm-256color", "COLORTERM": "truecolor",
                            "COLUMNS": str(size[0]), "LINES": str(size[1])})
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from textual import events
 
@@ -90,9 +91,11 @@ async def test_status_shows_speed_while_streaming(settings, fake):
 
 
 async def test_pane_follows_the_stream_at_the_bottom_and_stays_when_scrolled_up(settings, fake):
-    # Every check waits on a condition: a frame's layout (the reply growing) and the scroll that
-    # follows it land on different loop turns, so a check right after a fixed pause raced them.
-    fake.enqueue(Reply(LONG_REPLY, chunk_size=20, delay=0.01))
+    # Every check waits on a condition, never on a moment: the fake holds the stream at two known
+    # pieces until the test lets it go, so "the reply grew while the pane followed" and "more text
+    # came after the user scrolled up" hold however slowly the machine runs.
+    first, second = threading.Event(), threading.Event()
+    fake.enqueue(Reply(LONG_REPLY, chunk_size=20, holds={60: first, 120: second}))
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
@@ -102,18 +105,26 @@ async def test_pane_follows_the_stream_at_the_bottom_and_stays_when_scrolled_up(
         def at_bottom() -> bool:
             return log.scroll_y == log.max_scroll_y
 
-        await wait_until(pilot, lambda: log.max_scroll_y > 10, what="the reply to overflow the pane")
-        grown_from = log.max_scroll_y
-        await wait_until(pilot, lambda: log.max_scroll_y > grown_from + 3 and at_bottom(),
-                         what="the pane to follow the growing reply")
-        assert log.is_anchored and not log._anchor_released  # following
-        log.scroll_to(y=0, animate=False, immediate=True)
-        assert log._anchor_released  # the user's scroll lets go of the end
-        grown_from = log.max_scroll_y
+        def shown() -> int:
+            return len(log.entries[1].widget.text) if len(log.entries) == 2 else 0
+
+        try:
+            await wait_until(pilot, lambda: shown() == 60 * 20 and log.max_scroll_y > 10 and at_bottom(),
+                             what="the first part of the reply to overflow the pane")
+            grown_from = log.max_scroll_y
+            first.set()
+            await wait_until(pilot, lambda: shown() == 120 * 20 and log.max_scroll_y > grown_from + 3
+                             and at_bottom(), what="the pane to follow the growing reply")
+            assert log.is_anchored and not log._anchor_released  # following
+            log.scroll_to(y=0, animate=False, immediate=True)
+            assert log._anchor_released  # the user's scroll lets go of the end
+            grown_from = log.max_scroll_y
+        finally:
+            first.set()
+            second.set()
+        await wait_ready(pilot)
         await wait_until(pilot, lambda: log.max_scroll_y > grown_from + 5, what="more text")
         assert log.scroll_y < 3  # the user's position is kept
-        await wait_ready(pilot)
-        assert log.scroll_y < 3
         # Back at the bottom, the pane follows again.
         fake.enqueue(Reply(LONG_REPLY, chunk_size=20, delay=0.005))
         await send(pilot, "again")

@@ -10,6 +10,7 @@ import pytest
 from edgechat_tui.ui.screens.confirm import ConfirmScreen
 from edgechat_tui.ui.screens.help import HelpScreen
 from tests.fakes.workers_ai import Reply
+from tests.histories import conversations
 from tests.ui.conftest import (
     SIZE,
     make_app,
@@ -74,9 +75,12 @@ async def test_help_opens_and_closes(settings):
         await wait_ready(pilot)
         await run(pilot, "/help", settle=False)
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
-        text = screen_text(app)
-        for usage in ("/clear", "/user NAME", "/model [ID]", "/export [PATH]", "Ctrl+J", "Esc"):
-            assert usage in text
+        from edgechat_tui.ui.screens.help import HelpRow
+
+        assert "edgechat help" in screen_text(app)
+        names = {row._name for row in app.screen.query(HelpRow)}  # the help scrolls: every row, not the shown
+        for usage in ("/clear", "/user [NAME]", "/setup", "/model [ID]", "/export [PATH]", "Ctrl+J", "Esc"):
+            assert usage in names
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("f1")
@@ -90,8 +94,9 @@ async def test_unknown_command_is_explained_and_kept(settings):
         await run(pilot, "/frobnicate now")
         assert notices(app) == ["Unknown command /frobnicate."]
         assert app.chat.prompt.text == "/frobnicate now"
-        await run(pilot, "/user")
-        assert notices(app)[-1] == "/user needs an argument."
+        app.chat.prompt.clear()
+        await run(pilot, "/retry now")
+        assert notices(app)[-1] == "/retry takes no argument."
 
 
 async def test_double_slash_sends_a_message_starting_with_slash(settings, fake):
@@ -120,12 +125,11 @@ async def test_clear_asks_then_archives(settings, fake):
         await pilot.press("y")
         await wait_until(pilot, lambda: any("archived" in n for n in notices(app)), what="the archive")
         assert stored_messages(settings.data_dir, "alice") == []
-        archives = [p for p in settings.data_dir.iterdir()
-                    if p.name.startswith("alice.") and "archived" in p.name]
-        assert len(archives) == 1
-        assert str(archives[0]) in notices(app)[-1]
+        archives = [c for c in conversations(settings.data_dir, "alice") if c.archived]
+        assert len(archives) == 1 and len(archives[0].messages()) == 6
+        assert archives[0].id in notices(app)[-1]
         assert [e.kind for e in app.chat.chat_log.entries] == ["info"]
-        await wait_until(pilot, lambda: "0 of 0 messages" in app.chat.status.plain, what="the context")
+        await wait_until(pilot, lambda: "no messages yet" in app.chat.status.plain, what="the context")
 
 
 async def test_user_switches_profile_in_place(settings, fake):
@@ -150,12 +154,10 @@ async def test_user_switches_profile_in_place(settings, fake):
         assert app.chat.user == "bob"
 
 
-async def test_model_shows_and_changes_the_model(settings, fake):
+async def test_model_id_changes_the_model(settings, fake):
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
-        await run(pilot, "/model")
-        assert notices(app)[-1].startswith(f"Model: {settings.model}. Context window: 24,000 tokens.")
         await run(pilot, "/model @cf/meta/llama-3.1-8b-instruct-fast")
         assert app.chat.header.model == "@cf/meta/llama-3.1-8b-instruct-fast"
         await wait_until(pilot, lambda: "/128k" in app.chat.status.plain, what="the new window in ctx")
@@ -197,6 +199,9 @@ async def test_export_markdown_and_json(settings, fake, tmp_path, monkeypatch):
         assert data["user"] == "alice"
         assert [m["content"] for m in data["messages"]] == ["What is 2+2?", "It is **4**."]
         assert data["messages"][1]["stopped"] is True
+        current = app.chat.library.current
+        assert (data["chat"], data["title"]) == (current.id, current.title) and current.title
+        assert f"{current.title} · conversation {current.id} · exported" in markdown.replace("\\", "")
         await run(pilot, "/export chat.json")  # never replaces a file
         assert "already exists" in notices(app)[-1]
 

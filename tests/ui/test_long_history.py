@@ -20,11 +20,12 @@ PAGES_TO_FILL = (MAX_MOUNTED - INITIAL_WINDOW) // PAGE + 1
 
 
 async def scroll_to_top(pilot) -> None:
+    """Scroll (as the mouse wheel does) to the top of what is mounted: the row under the reserve."""
     log = pilot.app.chat.chat_log
     start = log.window[0]
-    log.scroll_to(y=0, animate=False, immediate=True)
+    log.scroll_to(y=log.reserved_rows[0], animate=False, immediate=True)
     await wait_until(pilot, lambda: log.window[0] < start, what="an earlier page")
-    await wait_until(pilot, lambda: not log._paging and not log._pinning, what="the page to settle")
+    await wait_until(pilot, lambda: not log.busy, what="the page to settle")
 
 
 async def test_ten_thousand_messages_open_with_only_the_newest_mounted(settings, fake):

@@ -26,15 +26,24 @@ from tests.ui.conftest import (
 
 
 def _hold_history(monkeypatch) -> asyncio.Event:
-    """Make every local agent's ``history()`` wait until the returned event is set."""
+    """Make every local agent's ``history()`` (and its library's ``branch()``, which the chat screen
+    reads instead when the agent keeps conversations) wait until the returned event is set."""
+    from edgechat_tui.backends.local.conversations import LocalConversations
+
     gate = asyncio.Event()
     original = LocalAgent.history
+    original_branch = LocalConversations.branch
 
     async def slow_history(self):
         await gate.wait()
         return await original(self)
 
+    async def slow_branch(self):
+        await gate.wait()
+        return await original_branch(self)
+
     monkeypatch.setattr(LocalAgent, "history", slow_history)
+    monkeypatch.setattr(LocalConversations, "branch", slow_branch)
     return gate
 
 
@@ -184,11 +193,26 @@ async def test_a_reply_that_cannot_be_shown_ends_the_turn_with_the_error(setting
 
 async def test_esc_during_the_render_of_a_huge_block_stops_the_turn_at_once(settings, fake, monkeypatch):
     """A single 1.6 MB list streams in; while a background step renders it, Esc ends the turn: the
-    turn is stopped before that step is done (the render no longer holds the event loop)."""
+    turn is stopped before that step is done (the render no longer holds the event loop).
+
+    The step is held in its thread until the turn has stopped, so "before the step is done" is a
+    condition the test sets up, not a race it hopes to win."""
+    from edgechat_tui.ui.widgets import reply_background
+
     huge = "".join(f"- item {n} of a very long list that the model keeps writing\n" for n in range(26_000))
     fake.enqueue(Reply(huge, chunk_size=4000, delay=0.02))
     stopped_during: list[tuple[int, bool, float]] = []
     original = TurnRunner._stopped
+    gate = threading.Event()
+    gate.set()
+    held = threading.Event()
+    real_step = reply_background.render_step
+
+    def gated_step(*args, **kwargs):
+        if not gate.is_set():
+            held.set()
+            gate.wait(60)
+        return real_step(*args, **kwargs)
 
     def recording_stopped(self, turn):
         body = turn.reply.body
@@ -196,28 +220,36 @@ async def test_esc_during_the_render_of_a_huge_block_stops_the_turn_at_once(sett
                                asyncio.get_running_loop().time()))
         return original(self, turn)
 
+    monkeypatch.setattr(reply_background, "render_step", gated_step)
     monkeypatch.setattr(TurnRunner, "_stopped", recording_stopped)
     app = make_app(settings)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_ready(pilot)
-        await send(pilot, "write a long list")
-        await wait_until(pilot, lambda: app.chat.turn is not None and app.chat.turn.reply is not None
-                         and len(app.chat.turn.reply.text) > 300_000
-                         and app.chat.turn.reply.body.rendering_in_background,
-                         timeout=60, what="a background render of a long block")
-        body = app.chat.turn.reply.body
-        steps_before = body.background_steps
-        pressed = asyncio.get_running_loop().time()
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.chat.turn is None, what="the turn to stop")
-        assert len(stopped_during) == 1
-        steps_at_stop, rendering_at_stop, stopped_at = stopped_during[0]
-        # The turn stopped while the step that was rendering was still at work.
-        assert steps_at_stop == steps_before and rendering_at_stop
-        print(f"Esc to stopped: {1000 * (stopped_at - pressed):.0f} ms (loop time)")
-        await wait_until(pilot, lambda: body.settled, timeout=60, what="the stopped reply rendered")
-        entry = app.chat.chat_log.entries[-1]
-        assert entry.stopped and entry.text == body.markdown
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await send(pilot, "write a long list")
+            await wait_until(pilot, lambda: app.chat.turn is not None and app.chat.turn.reply is not None
+                             and len(app.chat.turn.reply.text) > 300_000,
+                             timeout=60, what="a long block streamed in")
+            gate.clear()  # the next step waits in its thread
+            await wait_until(pilot, lambda: held.is_set() and app.chat.turn is not None
+                             and app.chat.turn.reply.body.rendering_in_background,
+                             timeout=60, what="a background render of a long block")
+            body = app.chat.turn.reply.body
+            steps_before = body.background_steps
+            pressed = asyncio.get_running_loop().time()
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.chat.turn is None, what="the turn to stop")
+            assert len(stopped_during) == 1
+            steps_at_stop, rendering_at_stop, stopped_at = stopped_during[0]
+            # The turn stopped while the step that was rendering was still at work.
+            assert steps_at_stop == steps_before and rendering_at_stop
+            print(f"Esc to stopped: {1000 * (stopped_at - pressed):.0f} ms (loop time)")
+            gate.set()
+            await wait_until(pilot, lambda: body.settled, timeout=60, what="the stopped reply rendered")
+            entry = app.chat.chat_log.entries[-1]
+            assert entry.stopped and entry.text == body.markdown
+    finally:
+        gate.set()
 
 
 def _burst(prompt, text: str) -> None:

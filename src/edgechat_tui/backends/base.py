@@ -23,6 +23,13 @@ The base class owns a turn's life, the same for every backend (:meth:`Agent.send
 
 A backend implements :meth:`Agent._run_turn` (the turn itself, ending with ``Done`` once the complete turn
 is saved) and :meth:`Agent._save_stopped` (keep a partial reply).
+
+Besides ``send`` (action ``"chat"``), an agent with a conversation library (``agent.conversations`` not
+None) offers three more turns through the same life: :meth:`Agent.regenerate` (a new reply to the last
+question, kept beside the old one as a branch), :meth:`Agent.edit` (the last question replaced by new
+text, a branch with its own reply) and :meth:`Agent.continue_reply` (more of a reply that stopped at
+``max_tokens`` or was stopped, appended to it). ``_run_turn`` reads ``turn.action`` and ``turn.target``;
+an agent that does not offer them raises NotSupported.
 """
 
 from __future__ import annotations
@@ -33,12 +40,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from edgechat_tui.core.errors import EmptyMessage, NotSupported, StorageError, UsageError
 from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, TextDelta
 
-__all__ = ["Agent", "TurnInProgress", "run_to_completion"]
+if TYPE_CHECKING:
+    from edgechat_tui.backends.conversations import Conversations
+
+__all__ = ["TURN_ACTIONS", "Agent", "TurnInProgress", "run_to_completion"]
+
+TURN_ACTIONS = ("chat", "regenerate", "edit", "continue")
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +61,14 @@ class TurnInProgress:
     """One turn as the base class follows it: the user's message, the text shown so far, the end."""
 
     user_message: Message
+    #: "chat" (send), "regenerate", "edit" or "continue". For regenerate and continue ``user_message``
+    #: is the question of the reply concerned, as stored (its text is not sent again as new).
+    action: str = "chat"
+    #: The message the action concerns (``message_id`` of regenerate/edit), None for the default one.
+    target: str | None = None
+    #: How many stored messages (system prompt aside) the caller has shown, if it says: a backend
+    #: that builds the context itself refuses the turn (HistoryChanged) when it holds more or fewer.
+    seen: int | None = None
     parts: list[str] = field(default_factory=list)  # every TextDelta yielded, in order
     context: ContextInfo | None = None  # what was sent, when the backend knows (set by _run_turn)
     done: Done | None = None  # the Done that ended the turn, once yielded
@@ -86,18 +106,67 @@ class Agent(abc.ABC):
 
     _busy = False
 
-    async def send(self, text: str) -> AsyncIterator[Event]:
+    async def send(self, text: str, *, seen: int | None = None) -> AsyncIterator[Event]:
         """Send ``text`` as the user and stream the answer's events, ending with :class:`Done`.
 
         Raises an :class:`~edgechat_tui.core.errors.EdgechatError` subclass on failure; see the module's
-        docstring for what is kept when a turn is stopped or fails part way.
+        docstring for what is kept when a turn is stopped or fails part way. ``seen``: how many stored
+        messages the caller shows; an agent that builds the context itself (the local one) raises
+        :class:`~edgechat_tui.core.errors.HistoryChanged` before sending anything when the history
+        holds another number (another process added turns), so a reply never answers what the user
+        has not seen.
         """
         if not text.strip():
             raise EmptyMessage("There is nothing to send.", hint="type a message first")
+        turn = TurnInProgress(Message(role="user", content=text), seen=seen)
+        async with contextlib.aclosing(self._turn_life(turn)) as events:
+            async for event in events:
+                yield event
+
+    async def regenerate(self, message_id: str | None = None) -> AsyncIterator[Event]:
+        """A new reply to the question of reply ``message_id`` (default: the last reply), kept beside the
+        old one as a sibling; the model sees the branch up to that question. Events as ``send``'s."""
+        self._require_library("Regenerating a reply")
+        turn = TurnInProgress(Message(role="user", content=""), action="regenerate", target=message_id)
+        async with contextlib.aclosing(self._turn_life(turn)) as events:
+            async for event in events:
+                yield event
+
+    async def edit(self, text: str, message_id: str | None = None) -> AsyncIterator[Event]:
+        """``text`` as a new version of question ``message_id`` (default: the last question), a sibling
+        of it with its own reply; the earlier branch is kept. Events as ``send``'s."""
+        if not text.strip():
+            raise EmptyMessage("There is nothing to send.", hint="type a message first")
+        self._require_library("Editing a message")
+        turn = TurnInProgress(Message(role="user", content=text), action="edit", target=message_id)
+        async with contextlib.aclosing(self._turn_life(turn)) as events:
+            async for event in events:
+                yield event
+
+    async def continue_reply(self) -> AsyncIterator[Event]:
+        """More of the last reply (one that reached ``max_tokens`` or was stopped), appended to it.
+        ``TextDelta`` carries the added text; ``Done.message`` is the whole reply."""
+        self._require_library("Continuing a reply")
+        turn = TurnInProgress(Message(role="user", content=""), action="continue")
+        async with contextlib.aclosing(self._turn_life(turn)) as events:
+            async for event in events:
+                yield event
+
+    def _require_library(self, what: str) -> None:
+        if self.conversations is None:
+            raise NotSupported(f"{what} needs an agent that keeps conversations as trees.",
+                               hint="the local agent and edgechat's own Worker do")
+
+    @property
+    def conversations(self) -> Conversations | None:
+        """The profile's conversation library, or None when the agent keeps one conversation only."""
+        return None
+
+    async def _turn_life(self, turn: TurnInProgress) -> AsyncIterator[Event]:
+        """The life of one turn, the same for every action: see the module's docstring."""
         if self._busy:
             raise UsageError("A reply is still coming.", hint="wait for it, or stop it with Esc")
         self._busy = True
-        turn = TurnInProgress(Message(role="user", content=text))
         try:
             async with contextlib.aclosing(self._run_turn(turn)) as events:
                 async for event in events:
@@ -163,6 +232,12 @@ class Agent(abc.ABC):
 
         Raises :class:`~edgechat_tui.core.errors.NotSupported` when the agent cannot reset.
         """
+
+    async def history_stamp(self) -> object | None:
+        """A cheap value that changes when the stored conversation changes (another process appended
+        to it), for watching it without reading it; None when the agent cannot tell (then only
+        :meth:`history` says). Never blocks the loop."""
+        return None
 
     async def context_preview(self, next_text: str = "") -> ContextInfo | None:
         """What the next request would send, without sending it. None when unknown (remote agents)."""

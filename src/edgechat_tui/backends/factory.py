@@ -9,7 +9,7 @@ from edgechat_tui.config.settings import Settings
 
 
 def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] | None = None,
-                 user_given: bool | None = None) -> Agent:
+                 user_given: bool | None = None, library_only: bool = False) -> Agent:
     """The agent for ``user``: remote when ``remote_url`` is set, else local.
 
     ``user_given``: the user named ``user`` (``--user``), so on an agent that verifies who is asking
@@ -17,7 +17,8 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
     as given when it is not the settings' default profile.
 
     Raises InvalidUserId for a bad user id and MissingCredentials when local mode has no account
-    id or token; touches no file and opens no connection.
+    id or token (unless ``library_only``: the agent is for its conversation library, and sends no
+    turn); touches no file and opens no connection.
     """
     if settings.remote_url:
         from edgechat_tui.backends.remote.agent import RemoteAgent
@@ -41,4 +42,5 @@ def create_agent(settings: Settings, user: str, *, warn: Callable[[str], None] |
         )
     from edgechat_tui.backends.local.agent import LocalAgent
 
-    return LocalAgent(settings, user, warn=warn)
+    # Listing, reading and searching conversations need no model: no credentials are asked for.
+    return LocalAgent(settings, user, warn=warn, need_model=not library_only)

@@ -1,17 +1,18 @@
-"""The subcommands: ``config``, ``users``, ``history`` and ``reset``."""
+"""The subcommands ``config`` and ``users``, and what every subcommand shares (settings, the user).
+
+The library's subcommands (``chats``, ``search``, ``history``, ``reset``) are in ``cli/library.py``."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import sys
 
-from edgechat_tui.cli.output import print_json, say, warn
+from edgechat_tui.cli.output import say, warn
 from edgechat_tui.core.errors import NoSuchProfile, NotSupported, UsageError
 
-__all__ = ["cmd_config", "cmd_history", "cmd_reset", "cmd_users", "load", "user_of"]
+__all__ = ["check_local_profile", "cmd_config", "cmd_users", "load", "user_of"]
 
 
 def load(args: argparse.Namespace, *, print_warnings: bool = True):
@@ -116,83 +117,10 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_store(settings, user: str):
-    from edgechat_tui.storage.store import HistoryStore
-
-    return HistoryStore(settings.data_dir, user, warn=warn)
-
-
-def _check_profile(settings, user: str) -> None:
+def check_local_profile(settings, user: str) -> None:
+    """NoSuchProfile (exit 1) when ``user`` has nothing in the local data folder."""
     from edgechat_tui.storage.profiles import profile_missing
 
     if profile_missing(settings.data_dir, user):
         raise NoSuchProfile(f"There is no profile '{user}' in {settings.data_dir}.",
                             hint="edgechat users lists the profiles")
-
-
-async def _remote_agent(settings, user: str, user_given: bool | None = None):
-    from edgechat_tui.backends.factory import create_agent
-
-    agent = create_agent(settings, user, warn=warn, user_given=user_given)
-    try:
-        await agent.check()
-    except BaseException:
-        await agent.aclose()
-        raise
-    return agent
-
-
-async def _history(settings, user: str, user_given: bool | None = None):
-    """(the user whose history it is, its messages): on an agent that verifies the caller, the
-    verified user."""
-    if not settings.remote_url:
-        _check_profile(settings, user)
-        store = _local_store(settings, user)
-        return user, store.load()
-    agent = await _remote_agent(settings, user, user_given)
-    try:
-        messages = await agent.history()
-        user = agent.info.user
-    finally:
-        await agent.aclose()
-    if messages is None:
-        raise NotSupported("This agent does not share its history.")
-    return user, messages
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    settings = load(args)
-    user = user_of(args, settings)
-    user, messages = asyncio.run(_history(settings, user, args.user is not None))
-    if args.format == "json":
-        print_json({"userId": user, "messages": [m.to_json() for m in messages]}, indent=2)
-        return 0
-    from edgechat_tui.core.messages import now_iso
-    from edgechat_tui.storage.export import to_markdown
-
-    say(to_markdown(user, messages, exported=now_iso(), model=None) + "\n")
-    return 0
-
-
-async def _reset(settings, user: str, user_given: bool | None = None) -> tuple[str, str | None]:
-    if not settings.remote_url:
-        _check_profile(settings, user)
-        store = _local_store(settings, user)
-        archived = store.archive()
-        return user, str(archived) if archived else None
-    agent = await _remote_agent(settings, user, user_given)
-    try:
-        return agent.info.user, await agent.reset() or "the agent"
-    finally:
-        await agent.aclose()
-
-
-def cmd_reset(args: argparse.Namespace) -> int:
-    settings = load(args)
-    user = user_of(args, settings)
-    user, archived = asyncio.run(_reset(settings, user, args.user is not None))
-    if archived:
-        say(f"Conversation of '{user}' archived to {archived}\n")
-    else:
-        say(f"'{user}' has no conversation to reset.\n")
-    return 0

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
 from edgechat_tui.cli.commands import load, user_of
-from edgechat_tui.cli.output import PROG, print_json, say, warn
+from edgechat_tui.cli.output import PROG, Interrupted, print_json, say, warn
 from edgechat_tui.core.errors import EmptyMessage, UsageError
 from edgechat_tui.core.sanitize import StreamSanitizer
 
@@ -23,14 +24,6 @@ __all__ = ["Interrupted", "cmd_one_shot"]
 
 # The signals that mean "stop": each ends a turn the way Ctrl+C does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-class Interrupted(Exception):
-    """The process was asked to end by ``signum``; what arrived of the reply was kept."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def read_message(args: argparse.Namespace) -> str:
@@ -62,7 +55,36 @@ async def _check_remote(agent) -> None:
             raise
 
 
-async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: bool | None = None) -> int:
+async def _pick_conversation(agent, chat: str | None, new: bool) -> None:
+    """``--chat ID`` opens that conversation, ``--new`` starts one (its id to stderr)."""
+    if chat is None and not new:
+        return  # the most recent conversation
+    from edgechat_tui.cli.library import need_library
+
+    conversations = need_library(agent)
+    if new:
+        created = await conversations.create()
+        say(f"{PROG}: new conversation {created.id}\n", err=True)
+    else:
+        await conversations.open(chat)
+
+
+def _terminal_reply():
+    """A :class:`TerminalReply` for stdout when it is a terminal, else None (plain text)."""
+    if not sys.stdout.isatty():
+        return None
+    from edgechat_tui.cli.terminal_reply import TerminalReply
+
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+        width, height = size.columns, size.lines
+    except (OSError, ValueError):
+        width, height = 80, 24
+    return TerminalReply(lambda text: say(text, trusted=True), width=width or 80, height=height or 24)
+
+
+async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: bool | None = None,
+                    chat: str | None = None, new: bool = False, raw: bool = False) -> int:
     from edgechat_tui.backends.factory import create_agent
     from edgechat_tui.core.messages import Done, Retrying, TextDelta
 
@@ -80,9 +102,25 @@ async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: b
     agent = create_agent(settings, user, warn=warn, user_given=user_given)
     clean = StreamSanitizer()
     printed = False
+    # At a terminal, Markdown rendered block by block (cli/terminal_reply.py); piped, the text as is.
+    pretty = None if as_json or raw else _terminal_reply()
+
+    def show(piece: str) -> None:
+        if pretty is not None:
+            pretty.feed(piece)
+        else:
+            say(piece, trusted=True)
+
+    def end() -> None:
+        if pretty is not None:
+            pretty.feed(clean.flush())
+            pretty.finish()
+        else:
+            say(clean.flush() + "\n", trusted=True)
     try:
         if agent.info.mode == "remote":
             await _check_remote(agent)
+        await _pick_conversation(agent, chat, new)
         if not agent.info.streams and not as_json and sys.stderr.isatty():
             say("waiting for the agent...\n", err=True)
         async with contextlib.aclosing(agent.send(text)) as events:
@@ -90,7 +128,7 @@ async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: b
                 if isinstance(event, TextDelta) and not as_json:
                     piece = clean.feed(event.text)
                     if piece:
-                        say(piece, trusted=True)
+                        show(piece)
                         printed = True
                 elif isinstance(event, Retrying):
                     say(f"{PROG}: {event.reason}; retrying in {event.wait:.1f}s "
@@ -98,20 +136,23 @@ async def _one_shot(settings, user: str, text: str, as_json: bool, user_given: b
                 elif isinstance(event, Done):
                     if as_json:
                         usage = event.usage.to_json() if event.usage else None
-                        print_json({"message": event.message.content, "messageCount": event.message_count,
-                                    "usage": usage})
+                        answer = {"message": event.message.content, "messageCount": event.message_count,
+                                  "usage": usage}
+                        if event.conversation_id is not None:
+                            answer["chat"] = event.conversation_id
+                        print_json(answer)
                     else:
-                        say(clean.flush() + "\n", trusted=True)
+                        end()
         return 0
     except asyncio.CancelledError:
         if printed:
-            say(clean.flush() + "\n", trusted=True)
+            end()
         if received:
             raise Interrupted(received[0]) from None
         raise
     except BaseException:
         if printed:
-            say(clean.flush() + "\n", trusted=True)
+            end()
         raise
     finally:
         with contextlib.suppress(BaseException):
@@ -127,4 +168,6 @@ def cmd_one_shot(args: argparse.Namespace) -> int:
     if not text.strip():
         raise EmptyMessage("There is nothing to send: the message is empty.",
                            hint="give -m TEXT or pipe text in")
-    return asyncio.run(_one_shot(settings, user, text, args.json, user_given=args.user is not None))
+    return asyncio.run(_one_shot(settings, user, text, args.json, user_given=args.user is not None,
+                                 chat=args.chat, new=args.new,
+                                 raw=getattr(args, "raw", False)))

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from edgechat_tui.core.errors import EdgechatError
 from edgechat_tui.core.sanitize import mend_surrogates, sanitize
 
-__all__ = ["print_json", "report", "say", "stdout_closed", "warn"]
+__all__ = ["Interrupted", "print_json", "report", "say", "stdout_closed", "warn"]
 
 PROG = "edgechat"
 _closed: set[int] = set()
@@ -83,3 +83,11 @@ def report(error: EdgechatError) -> int:
         text += f"\n  hint: {sanitize(error.hint)}"
     say(f"{PROG}: error: {sanitize(text)}\n", err=True)
     return error.exit_code
+
+
+class Interrupted(Exception):
+    """The process was asked to end by ``signum``; what arrived of the reply was kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

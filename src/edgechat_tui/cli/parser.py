@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from edgechat_tui import __version__
 from edgechat_tui.core.errors import UsageError
 
-__all__ = ["PROG", "build_parser"]
+__all__ = ["COMMANDS", "PROG", "build_parser", "parse_args"]
 
 PROG = "edgechat"
 
@@ -35,7 +37,35 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("--model", default=default, metavar="ID", help="Workers AI model id")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Every subcommand's name (a test holds it equal to the parser's).
+COMMANDS = frozenset({"config", "history", "users", "reset", "models", "chats", "search", "serve"})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``argv`` parsed (by default the process's arguments).
+
+    Most starts open the chat screen with a few options and no subcommand: those are parsed by the
+    top-level parser alone, without building every subcommand's (a few ms of the start). Anything
+    else (a subcommand, ``--help``, a mistake) goes to the whole parser, so its answers and errors
+    are the whole parser's.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not any(arg in COMMANDS or _asks_for_help(arg) for arg in args):
+        try:
+            return build_parser(commands=False).parse_args(args)
+        except UsageError:
+            pass
+    return build_parser().parse_args(args)
+
+
+def _asks_for_help(arg: str) -> bool:
+    return (arg.startswith("-") and not arg.startswith("--") and "h" in arg) or (
+        len(arg) > 2 and "--help".startswith(arg))
+
+
+def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
+    """The command line's parser: with every subcommand's, or (``commands=False``) the top level's
+    alone, which refuses any subcommand."""
     parser = _Parser(
         prog=PROG,
         description="A terminal chat for Cloudflare Workers AI, with a model that remembers you.",
@@ -46,7 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send TEXT (or '-' to read it from stdin), print the reply, and exit")
     parser.add_argument("--json", action="store_true",
                         help="with -m: print {message, messageCount, usage} as JSON instead of streaming")
+    parser.add_argument("--chat", metavar="ID",
+                        help="the conversation to continue (default: the most recent; see edgechat chats)")
+    parser.add_argument("--new", action="store_true", help="start a new conversation")
+    parser.add_argument("--raw", action="store_true",
+                        help="with -m: print the reply as plain text even at a terminal (no Markdown)")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    if not commands:
+        parser.set_defaults(command=None)
+        return parser
+    return _add_commands(parser)
+
+
+def _add_commands(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     config = commands.add_parser("config", help="show or change settings")
@@ -64,15 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     unset.add_argument("key")
     config_commands.add_parser("path", help="print the config file's path")
 
-    history = commands.add_parser("history", help="print a conversation")
+    history = commands.add_parser("history", help="print a conversation (default: the most recent)")
     _add_common(history, top=False)
     history.add_argument("--format", choices=("md", "json"), default="md")
+    history.add_argument("--chat", metavar="ID", default=argparse.SUPPRESS, help="which conversation")
+
+    from edgechat_tui.cli.library_parser import add_library_commands
+
+    add_library_commands(commands, _add_common)
 
     users = commands.add_parser("users", help="list profiles with message counts and last activity")
     _add_common(users, top=False)
 
     reset = commands.add_parser("reset", help="archive a conversation and start afresh")
     _add_common(reset, top=False)
+
+    from edgechat_tui.cli.models import add_models_parser
+
+    add_models_parser(commands, _add_common)
 
     # edgechat serve (src/edgechat_tui/serve/): the chat screen in a browser; its dependencies load
     # only when it runs.

@@ -77,6 +77,27 @@ class NoSuchProfile(StorageError):
     """A command named a profile that has no history here, current or archived (a typo, often)."""
 
 
+# --- The conversation library ---------------------------------------------------------------------
+
+
+class ConversationNotFound(EdgechatError):
+    """An id names no conversation of this profile (a typo, or one purged from the trash)."""
+
+
+class MessageNotFound(EdgechatError):
+    """A message id names no message of this conversation."""
+
+
+class ConversationConflict(EdgechatError):
+    """The action does not apply to the conversation as it is: archived (restore it first), nothing to
+    regenerate or edit yet, or no stopped or truncated reply to continue. Nothing was sent or stored."""
+
+
+class HistoryChanged(EdgechatError):
+    """The stored conversation holds messages the caller has not shown (another process added them):
+    the turn was not sent and nothing was stored. Show the history again, then send."""
+
+
 # --- The model or the agent service ---------------------------------------------------------------
 
 

@@ -127,6 +127,12 @@ class Done:
     stopped: bool = False
     #: The agent answered a repeat of the turn with the turn it had stored (an idempotent retry).
     replayed: bool = False
+    #: Where the turn went (the library's conversation id), when the agent keeps many conversations.
+    conversation_id: str | None = None
+    #: The reply's id in that conversation's tree, when the agent gives one.
+    message_id: str | None = None
+    #: The reply reached ``max_tokens``: ``continue_reply`` goes on with it.
+    truncated: bool = False
 
 
 Event = TextDelta | Retrying | Done

@@ -65,22 +65,39 @@ class StreamSanitizer:
         self._pending = ""
 
     def feed(self, chunk: str) -> str:
-        """Return the safe text of ``chunk``; an unfinished sequence at its end waits for the next."""
+        """Return the safe text of ``chunk``; an unfinished sequence at its end waits for the next.
+
+        What is held back is the *unchanged* text from where the unfinished sequence begins: the
+        sequences before it are removed in one pass, as :func:`sanitize` removes them, so that
+        removing one never joins its neighbours into a new one (``\x9b`` + ``\x1b0`` + ``]``).
+        """
         text = self._pending + chunk
         self._pending = ""
         if not _CONTROL.search(text):
             return text
-        text = _SEQUENCE.sub("", text.replace("\r\n", "\n"))
+        text = text.replace("\r\n", "\n")
+        pieces: list[str] = []
+        last = 0
+        # The leftmost sequence that is still open at the end: nothing from it on is decided yet
+        # (``\x1b]`` + ``\x9b]``: an OSC if its terminator comes, else a CSI inside it).
         tail = _UNFINISHED.search(text)
-        if tail is not None:
-            self._pending = text[tail.start():]
-            text = text[: tail.start()]
-        if text.endswith("\r"):  # may be the first half of CRLF
-            self._pending = "\r" + self._pending
-            text = text[:-1]
-        return _CONTROL.sub("", text)
+        hold = tail.start() if tail is not None else len(text)
+        for match in _SEQUENCE.finditer(text):
+            if match.start() >= hold:
+                break
+            pieces.append(text[last:match.start()])
+            last = match.end()
+            if last > hold:  # a whole sequence held what looked open: look again after it
+                tail = _UNFINISHED.search(text, last)
+                hold = tail.start() if tail is not None else len(text)
+        end = max(hold, last)
+        if end > last and text[end - 1] == "\r":  # may be the first half of CRLF
+            end -= 1
+        self._pending = text[end:]
+        pieces.append(text[last:end])
+        return _CONTROL.sub("", "".join(pieces))
 
     def flush(self) -> str:
-        """The end of the stream: whatever was held back, with its control characters removed."""
+        """The end of the stream: whatever was held back, sanitised as the whole text would be."""
         text, self._pending = self._pending, ""
-        return _CONTROL.sub("", _SEQUENCE.sub("", text))
+        return sanitize(text)

@@ -25,6 +25,15 @@ MAX_RETRY_WAIT = 60.0
 #: Attempt n waits a random time up to min(BACKOFF_CAP, base * 2**(n-1)); never less than the floor.
 BACKOFF_CAP = 30.0
 BACKOFF_FLOOR = 0.1
+#: A refused connection means nothing listens there: a server not started, or restarting (a
+#: development server reloading its code). It is tried again soon and briefly (0.25, 0.5, 1 s
+#: with three retries): a restart is over within that, and a server that is not there is
+#: reported in under 2 s instead of after the full backoff (about 4 s).
+REFUSED_FIRST_WAIT = 0.25
+
+
+__all__ = ["BACKOFF_CAP", "BACKOFF_FLOOR", "MAX_RETRY_WAIT", "REFUSED_FIRST_WAIT", "backoff_wait",
+           "parse_retry_after", "refused_wait", "with_retries"]
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -61,6 +70,13 @@ def backoff_wait(attempt: int, retry_after: float | None = None, *, base: float 
         return min(max(retry_after, 0.0), MAX_RETRY_WAIT)
     ceiling = min(BACKOFF_CAP, base * 2 ** (attempt - 1))
     return max(BACKOFF_FLOOR, (rng or random).uniform(0, ceiling))
+
+
+def refused_wait(attempt: int, *, base: float = 1.0) -> float:
+    """Seconds to wait after a refused connection on attempt ``attempt`` (1-based): doubling from
+    ``REFUSED_FIRST_WAIT`` (or ``base``, when smaller), without jitter (a refusal is not a load
+    to spread out)."""
+    return min(max(base, 0.0), REFUSED_FIRST_WAIT) * 2 ** (attempt - 1)
 
 
 async def with_retries(

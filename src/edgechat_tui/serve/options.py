@@ -7,9 +7,6 @@ parser, and ``edgechat --help`` and one-shot mode must stay as fast as they were
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import ipaddress
-import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +76,8 @@ def is_loopback_host(host: str) -> bool:
     Any other name counts as non-loopback: it is never looked up, so the answer cannot depend on
     DNS, and an empty host (every interface) is not loopback either.
     """
+    import ipaddress
+
     name = host.strip()
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
@@ -120,6 +119,8 @@ class ServeConfig:
 
 def client_static_dir() -> Path:
     """textual-serve's static files (found without importing it), or a UsageError saying what to install."""
+    import importlib.util
+
     missing = [name for name in ("aiohttp", "textual_serve") if importlib.util.find_spec(name) is None]
     if missing:
         names = ", ".join(name.replace("_", "-") for name in missing)
@@ -159,6 +160,8 @@ def child_command(settings: Any, user: str) -> tuple[tuple[str, ...], dict[str, 
 
 def serve_config(args: argparse.Namespace, settings: Any, user: str) -> ServeConfig:
     """Check the flags and the environment; the ServeConfig to run, or an EdgechatError (exit 2)."""
+    import secrets
+
     host = args.host.strip()
     loopback = is_loopback_host(host) if host else False
     if not loopback and not args.allow_remote:

@@ -7,13 +7,19 @@ on the loop's own thread, so a caller cannot do that I/O there by accident.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from pathlib import Path
 
 from edgechat_tui.core.messages import Message
 from edgechat_tui.storage.store import HistoryStore
 
 __all__ = ["AsyncHistoryStore"]
+
+
+async def _to_thread(fn, /, *args):
+    # Only code on an event loop awaits this, so asyncio is loaded by then: not importing it here
+    # keeps it out of the commands that never start a loop (``edgechat search``).
+    return await sys.modules["asyncio"].to_thread(fn, *args)
 
 
 class AsyncHistoryStore:
@@ -32,17 +38,17 @@ class AsyncHistoryStore:
         return self._store.path
 
     async def load(self) -> list[Message]:
-        return await asyncio.to_thread(self._store.load)
+        return await _to_thread(self._store.load)
 
     async def refresh(self) -> list[Message]:
-        return await asyncio.to_thread(self._store.refresh)
+        return await _to_thread(self._store.refresh)
 
     async def messages(self) -> list[Message]:
         # In a thread too: the cache's mutex may be held by a call that is waiting for the file lock.
-        return await asyncio.to_thread(lambda: self._store.messages)
+        return await _to_thread(lambda: self._store.messages)
 
     async def append_turn(self, user_message: Message, reply: Message) -> int:
-        return await asyncio.to_thread(self._store.append_turn, user_message, reply)
+        return await _to_thread(self._store.append_turn, user_message, reply)
 
     async def archive(self) -> Path | None:
-        return await asyncio.to_thread(self._store.archive)
+        return await _to_thread(self._store.archive)

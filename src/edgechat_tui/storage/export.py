@@ -52,10 +52,15 @@ def _fenced(text: str) -> list[str]:
     return [fence, *body.split("\n"), fence] if body else [fence, fence]
 
 
-def to_markdown(user: str, messages: Sequence[Message], *, exported: str, model: str | None) -> str:
-    """The conversation as a Markdown document: a ``##`` heading per message, its text fenced."""
+def to_markdown(user: str, messages: Sequence[Message], *, exported: str, model: str | None,
+                title: str | None = None, chat: str | None = None) -> str:
+    """The conversation as a Markdown document: a ``##`` heading per message, its text fenced; the
+    conversation's ``title`` and id (``chat``), where known, on the line under the title."""
     lines = [f"# edgechat conversation: {user}", ""]
-    details = [f"exported {_inline(exported)}", f"{len(messages)} messages"]
+    details = [_inline(title)] if title and _inline(title) else []
+    if chat:
+        details.append(f"conversation {_inline(chat)}")
+    details += [f"exported {_inline(exported)}", f"{len(messages)} messages"]
     if model:
         details.append(f"model {_inline(model)}")
     lines += [" · ".join(details), ""]
@@ -74,17 +79,18 @@ def to_markdown(user: str, messages: Sequence[Message], *, exported: str, model:
     return "\n".join(lines)
 
 
-def to_json(user: str, messages: Sequence[Message], *, exported: str, model: str | None) -> str:
-    """The conversation as JSON: the same message objects the history files hold.
+def to_json(user: str, messages: Sequence[Message], *, exported: str, model: str | None,
+            title: str | None = None, chat: str | None = None) -> str:
+    """The conversation as JSON: the same message objects the history files hold (and the
+    conversation's ``chat`` id and ``title`` where known).
 
     Non-ASCII text stays readable; C0 controls are escaped by JSON, DEL and C1 here, as ``--json`` does.
     """
-    document = {
-        "user": user,
-        "exported": exported,
-        "model": model,
-        "messages": [message.to_json() for message in messages],
-    }
+    document: dict[str, object] = {"user": user, "exported": exported, "model": model}
+    if chat is not None:
+        document["chat"] = chat
+        document["title"] = sanitize(title or "")
+    document["messages"] = [message.to_json() for message in messages]
     return json.dumps(document, ensure_ascii=False, indent=2).translate(_UNSAFE_IN_JSON) + "\n"
 
 
@@ -95,6 +101,8 @@ def export_conversation(
     *,
     model: str | None = None,
     exported: str | None = None,
+    title: str | None = None,
+    chat: str | None = None,
 ) -> Path:
     """Write the conversation to ``path`` (JSON when it ends in ``.json``, else Markdown).
 
@@ -111,7 +119,7 @@ def export_conversation(
         raise UsageError(f"{path} already exists.", hint="give another file name, or move that file away")
     exported = exported or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     render = to_json if path.suffix.lower() == ".json" else to_markdown
-    data = render(user, messages, exported=exported, model=model).encode("utf-8")
+    data = render(user, messages, exported=exported, model=model, title=title, chat=chat).encode("utf-8")
     try:
         durable_write(path, data, mode=0o600, replace=False)
     except FileExistsError:

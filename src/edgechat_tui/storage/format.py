@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,24 +23,30 @@ from typing import Any
 from edgechat_tui.core.errors import NewerSchemaError, StorageError
 from edgechat_tui.core.messages import Message, now_iso
 from edgechat_tui.core.userid import validate_user_id
+from edgechat_tui.storage.paths import HISTORY_SUFFIX
 
 __all__ = [
     "HISTORY_SUFFIX",
     "SCHEMA_VERSION",
+    "Decoder",
     "Scan",
     "check_header",
     "clean_message",
     "decode_record",
     "encode_header",
+    "encode_line",
     "encode_turn",
     "lines",
+    "parse_json_line",
     "scan_file",
     "scan_records",
 ]
 
 #: The version of the file format this code writes and reads. A file with a higher one is left untouched.
 SCHEMA_VERSION = 1
-HISTORY_SUFFIX = ".jsonl"
+
+#: Reads one record line: the items it holds, or None when it is not a readable record.
+Decoder = Callable[..., "list[Any] | None"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON escape of a surrogate (\uD800-\uDFFF) is the only way one can reach decoded text, since the
@@ -51,19 +57,19 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # --- Encoding -------------------------------------------------------------------------------------
 
 
-def encode_header(user: str, created: str | None = None, **extra: str) -> bytes:
-    """The first line of a history file: format, schema version, owner, creation time."""
-    header: dict[str, Any] = {"edgechat": "history", "schema": SCHEMA_VERSION, "user": user,
+def encode_header(user: str, created: str | None = None, *, kind: str = "history", **extra: str) -> bytes:
+    """The first line of a history file: format (``kind``), schema version, owner, creation time."""
+    header: dict[str, Any] = {"edgechat": kind, "schema": SCHEMA_VERSION, "user": user,
                               "created": created or now_iso(), **extra}
     return (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def encode_turn(user_message: Message, reply: Message) -> bytes:
     """One turn as one line: the unit that is either on disk whole or not at all."""
-    return _encode_line({"messages": [user_message.to_json(), reply.to_json()]})
+    return encode_line({"messages": [user_message.to_json(), reply.to_json()]})
 
 
-def _encode_line(record: dict[str, Any]) -> bytes:
+def encode_line(record: dict[str, Any]) -> bytes:
     # json.dumps escapes newlines and control characters, so a record can never span two lines.
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     try:
@@ -111,7 +117,7 @@ def _may_hold_surrogates(data: bytes) -> bool:
     return b"\\u" in data and _SURROGATE_ESCAPE.search(data) is not None
 
 
-def _parse(line: bytes) -> Any:
+def parse_json_line(line: bytes) -> Any:
     data = json.loads(line.decode("utf-8"))
     return _cleaned(data) if _may_hold_surrogates(line) else data
 
@@ -135,17 +141,17 @@ def decode_record(line: bytes, *, clean: bool | None = None) -> list[Message] | 
         return None
 
 
-def check_header(line: bytes, user: str, path: Path) -> str | None:
+def check_header(line: bytes, user: str, path: Path, kind: str = "history") -> str | None:
     """None when ``line`` is a header this code may use for ``user``; else why it is not a header.
 
     Raises NewerSchemaError for a newer format and StorageError for a file that belongs to another user:
     both mean "do not touch this file", unlike a missing header, which is damage to recover from.
     """
     try:
-        data = _parse(line)
+        data = parse_json_line(line)
     except (ValueError, RecursionError):
         return "its first line is not an edgechat history header"
-    if not isinstance(data, dict) or data.get("edgechat") != "history":
+    if not isinstance(data, dict) or data.get("edgechat") != kind:
         return "its first line is not an edgechat history header"
     schema = data.get("schema")
     if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
@@ -188,7 +194,7 @@ def _foreign_file_error(path: Path, user: str, owner: str) -> StorageError:
 class Scan:
     """What reading (part of) a history file found."""
 
-    messages: list[Message]
+    messages: list[Any]  # what the records decode to: messages (a history), entries (a conversation)
     end: int  # offset just past the last readable record: where the next record belongs
     size: int  # the file's size when read; more than ``end`` when a torn last line follows
     damage: str | None = None  # why the file must be moved aside, None when it need not be
@@ -206,14 +212,15 @@ def lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, bool]]:
         pos = newline + 1
 
 
-def scan_records(data: bytes, base: int, start: int = 0) -> Scan:
+def scan_records(data: bytes, base: int, start: int = 0, decode: Decoder | None = None) -> Scan:
     """Read turn lines from ``data[start:]`` (the bytes of the file from offset ``base``).
 
     Anything after the last readable record that is at most one line (a fragment without a newline,
     or one unreadable line) is a torn tail: what a write cut short leaves. Unreadable lines followed by
     readable ones, or several unreadable lines at the end, are damage.
     """
-    messages: list[Message] = []
+    decode = decode or decode_record
+    messages: list[Any] = []
     end = start  # relative to data
     pending = 0  # unreadable lines (and fragments) since the last readable record
     damaged = 0
@@ -225,7 +232,7 @@ def scan_records(data: bytes, base: int, start: int = 0) -> Scan:
             if pending == 0:
                 end = stop + 1  # blank lines carry nothing; step over them
             continue
-        turn = decode_record(line, clean=clean) if complete else None
+        turn = decode(line, clean=clean) if complete else None
         if turn is None:
             pending += 1
             continue
@@ -241,18 +248,19 @@ def scan_records(data: bytes, base: int, start: int = 0) -> Scan:
     return scan
 
 
-def scan_file(data: bytes, user: str, path: Path) -> Scan:
-    """Read a whole history file: its header, then its turns."""
+def scan_file(data: bytes, user: str, path: Path, decode: Decoder | None = None,
+              kind: str = "history") -> Scan:
+    """Read a whole history file: its header, then its turns (``decode`` reads one record line)."""
     if not data:
         return Scan([], 0, 0)  # an empty file: no history yet (the header comes with the first turn)
     first = next(lines(data))
     if not first[2]:
         # Only a fragment: a header cut short. Nothing was ever saved after it, so it is a torn tail.
         return Scan([], 0, len(data))
-    problem = check_header(data[: first[1]], user, path)
+    problem = check_header(data[: first[1]], user, path, kind)
     if problem is None:
-        return scan_records(data, 0, first[1] + 1)
+        return scan_records(data, 0, first[1] + 1, decode)
     # No usable header: keep whatever turns can be read, and move the file aside.
-    scan = scan_records(data, 0, 0)
+    scan = scan_records(data, 0, 0, decode)
     scan.damage = problem
     return scan

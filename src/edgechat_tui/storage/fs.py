@@ -11,7 +11,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -211,7 +210,7 @@ def write_temp(path: Path, data: bytes, *, mode: int = 0o600, hidden: bool = Tru
 
     The name is ``[.]<name>.<pid>-<hex>.tmp``. Raises OSError; on failure no temp file is left.
     """
-    tmp = path.with_name(f"{'.' if hidden else ''}{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f"{'.' if hidden else ''}{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE_OPEN, mode)
     try:
         os.fchmod(fd, mode)  # the umask filters os.open's mode; the file gets exactly ``mode``

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from edgechat_tui.core.userid import validate_user_id
-from edgechat_tui.storage.format import HISTORY_SUFFIX
+from edgechat_tui.storage.paths import HISTORY_SUFFIX
 
 __all__ = ["profile_missing"]
 
@@ -24,6 +24,8 @@ def profile_missing(data_dir: Path, user: str) -> bool:
         return True
     except OSError:
         return False
+    if f"{user}.chats" in names:
+        return False  # the profile's conversation library
     current = f"{user}{HISTORY_SUFFIX}"
     # Archives are ``<user>.<time>.archived`` (a dotted id's archives may count for a shorter id too:
     # then that id is only said to exist, and its history shows empty).

@@ -8,9 +8,10 @@ its readable turns are carried over into a fresh file. See docs/storage.md for e
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from edgechat_tui.storage.format import decode_record, encode_header, lines
+from edgechat_tui.storage.format import Decoder, decode_record, encode_header, lines
 from edgechat_tui.storage.fs import (
     NO_HARD_LINKS,
     free_name,
@@ -26,6 +27,7 @@ __all__ = ["archive_file", "cut_tail", "move_aside", "readable_lines"]
 
 
 def cut_tail(fd: int, path: Path, user: str, end: int, size: int) -> tuple[int, Path]:
+    # ``user``: the stem of the kept file's name (a history's user, a conversation's id)
     """Cut ``path``'s bytes from ``end`` to ``size`` (a torn last line), keeping them in a torn- file.
 
     Returns how many bytes were cut and where they are kept. Raises StorageError, leaving the file as it
@@ -56,12 +58,18 @@ def cut_tail(fd: int, path: Path, user: str, end: int, size: int) -> tuple[int, 
     return len(tail), kept
 
 
-def move_aside(path: Path, user: str, data: bytes, readable: list[bytes]) -> Path:
-    """Keep the damaged ``path`` as ``<user>.corrupt-<time>`` and put a file of its ``readable`` lines
-    (each ending with a newline) in its place. There is never a moment without a history file."""
+def move_aside(path: Path, user: str, data: bytes, readable: list[bytes], *, stem: str | None = None,
+               header: Callable[[str], bytes] | None = None) -> Path:
+    """Keep the damaged ``path`` as ``<stem>.corrupt-<time>`` and put a file of its ``readable`` lines
+    (each ending with a newline) in its place. There is never a moment without a history file.
+
+    ``stem`` defaults to ``user``; ``header(aside_name)`` makes the new file's header (default: a
+    history's, naming ``user``)."""
     data_dir = path.parent
-    aside = free_name(data_dir, lambda stamp: f"{user}.corrupt-{stamp}")
-    content = encode_header(user, recovered_from=aside.name) + b"".join(readable)
+    stem = stem or user
+    aside = free_name(data_dir, lambda stamp: f"{stem}.corrupt-{stamp}")
+    first = header(aside.name) if header else encode_header(user, recovered_from=aside.name)
+    content = first + b"".join(readable)
     try:
         tmp = write_temp(path, content, hidden=False)
     except OSError as exc:
@@ -82,11 +90,12 @@ def move_aside(path: Path, user: str, data: bytes, readable: list[bytes]) -> Pat
     return aside
 
 
-def readable_lines(data: bytes) -> list[bytes]:
+def readable_lines(data: bytes, decode: Decoder | None = None) -> list[bytes]:
     """The raw turn lines of ``data`` that can be read, each ending with its newline."""
+    decode = decode or decode_record
     kept = []
     for start, stop, complete in lines(data):
-        if complete and decode_record(data[start:stop]) is not None:
+        if complete and decode(data[start:stop]) is not None:
             kept.append(data[start : stop + 1])
     return kept
 

@@ -18,19 +18,21 @@ Every method blocks (disk, fsync, a lock wait of up to 30 s). Code on an event l
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from edgechat_tui.core.errors import NewerSchemaError, StorageError
 from edgechat_tui.core.messages import Message
 from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.storage.format import (
     HISTORY_SUFFIX,
+    Decoder,
     check_header,
     clean_message,
     encode_header,
@@ -66,14 +68,22 @@ class HistoryStore:
     from several threads (a mutex guards its cache).
     """
 
-    def __init__(self, data_dir: Path, user: str, *, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, data_dir: Path, user: str, *, warn: Callable[[str], None] | None = None,
+                 name: str | None = None, lock_path: Path | None = None, kind: str = "history",
+                 decode: Decoder | None = None, header: Callable[..., bytes] | None = None) -> None:
         # Validate before anything else: the id becomes a file name.
         self.user = validate_user_id(user)
         self.data_dir = Path(data_dir)
-        self.path = self.data_dir / f"{user}{HISTORY_SUFFIX}"
-        self.lock_path = self.data_dir / f"{user}.lock"
+        # A conversation file of the library (storage/chat_file.py) is the same machinery with its own
+        # name (the conversation's id), the profile's lock, its own header kind and record decoder.
+        self.name = name or self.user
+        self.path = self.data_dir / f"{self.name}{HISTORY_SUFFIX}"
+        self.lock_path = lock_path or self.data_dir / f"{user}.lock"
+        self._kind = kind
+        self._header = header or (lambda **extra: encode_header(self.user, **extra))
+        self._decode = decode
         self._warn = warn if warn is not None else _log.warning
-        self._view = FileView(self.user, self.path)
+        self._view = FileView(self.user, self.path, decode, kind)
         self._announced_tail: tuple[object, ...] | None = None
         self._dir_checked = False
         self._loop_guard = False
@@ -88,6 +98,9 @@ class HistoryStore:
 
     def _io(self, name: str) -> None:
         if not self._loop_guard:
+            return
+        asyncio = sys.modules.get("asyncio")  # not imported: no loop can be running (a CLI command)
+        if asyncio is None:
             return
         try:
             asyncio.get_running_loop()
@@ -234,7 +247,7 @@ class HistoryStore:
         self._announced_tail = key
         self._warn(
             f"The last entry of {self.path} is incomplete ({tail} bytes, most likely a write that was "
-            f"interrupted) and was skipped. Its bytes will be kept in {self.user}.torn-<time> when the "
+            f"interrupted) and was skipped. Its bytes will be kept in {self.name}.torn-<time> when the "
             "next turn is saved."
         )
 
@@ -256,24 +269,41 @@ class HistoryStore:
         user_message, reply = clean_message(user_message), clean_message(reply)
         record = encode_turn(user_message, reply)
         with self._mutex:
-            return self._append(user_message, reply, record)
+            return self._append(lambda _items: (record, [user_message, reply]), create=True)
 
-    def _append(self, user_message: Message, reply: Message, record: bytes) -> int:
+    def append_record(self, make: Callable[[list[Any]], tuple[bytes, list[Any]]], *,
+                      create: bool = True) -> list[Any]:
+        """Append the record ``make(items)`` returns, ``make`` called under the exclusive lock with every
+        item read so far (others' records included), so what it writes follows what is on disk.
+
+        ``make`` returns (the line, the items it adds) and may raise to write nothing. Without
+        ``create``, a missing file raises FileNotFoundError instead of being created. Returns all items.
+        """
+        self._io("append_record")
+        with self._mutex:
+            self._append(make, create=create)
+            return list(self._view.messages)
+
+    def _append(self, make: Callable[[list[Any]], tuple[bytes, list[Any]]], *, create: bool) -> int:
         self._ensure_data_dir()
         with self._locked(exclusive=True):
             fd = self._open_existing(os.O_RDWR | os.O_APPEND)
             if fd is None:
+                if not create:
+                    raise FileNotFoundError(self.path)
                 self._view.forget()
-                self._create(encode_header(self.user) + record)
+                record, items = make([])
+                self._create(self._header() + record)
             else:
                 fd = self._prepare_to_append(fd)
                 try:
+                    record, items = make(list(self._view.messages))
                     # An empty file (or one whose torn header was just cut) gets its header now.
-                    payload = record if self._view.end > 0 else encode_header(self.user) + record
+                    payload = record if self._view.end > 0 else self._header() + record
                     self._write_durably(fd, payload)
                 finally:
                     os.close(fd)
-            self._view.messages += (user_message, reply)
+            self._view.messages += items
             return len(self._view.messages)
 
     def _prepare_to_append(self, fd: int) -> int:
@@ -293,7 +323,7 @@ class HistoryStore:
                 fd = reopened
                 self._view.sync(fd)
             if self._view.size > self._view.end:
-                cut, kept = cut_tail(fd, self.path, self.user, self._view.end, self._view.size)
+                cut, kept = cut_tail(fd, self.path, self.name, self._view.end, self._view.size)
                 self._view.size = self._view.end
                 self._warn(f"Removed an incomplete last entry ({cut} bytes) from {self.path}; "
                            f"its bytes are kept in {kept}.")
@@ -347,7 +377,8 @@ class HistoryStore:
         finally:
             os.close(fd)
         remove_stale_temps(self.path)
-        aside = move_aside(self.path, self.user, data, readable_lines(data))
+        aside = move_aside(self.path, self.user, data, readable_lines(data, self._decode), stem=self.name,
+                           header=lambda name: self._header(recovered_from=name))
         reason, recovered = self._view.damage, len(self._view.messages)
         self._view.forget()
         fd = self._open_existing(os.O_RDONLY)
@@ -388,7 +419,7 @@ class HistoryStore:
             finally:
                 os.close(fd)
             if complete:
-                check_header(first, self.user, self.path)  # raises if not ours to move
+                check_header(first, self.user, self.path, self._kind)  # raises if not ours to move
             target = archive_file(self.path, self.user)
             self._view.forget()
             return target

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from edgechat_tui.core.messages import Message
-from edgechat_tui.storage.format import scan_file, scan_records
+from edgechat_tui.storage.format import Decoder, scan_file, scan_records
 from edgechat_tui.storage.fs import read_range, storage_error
 
 __all__ = ["FileView", "Snapshot"]
@@ -29,10 +29,12 @@ class Snapshot:
 class FileView:
     """The cached state of one history file. Not thread-safe: the store's mutex guards it."""
 
-    def __init__(self, user: str, path: Path) -> None:
+    def __init__(self, user: str, path: Path, decode: Decoder | None = None, kind: str = "history") -> None:
         self.user = user
         self.path = path
-        self.messages: list[Message] = []
+        self.decode = decode
+        self.kind = kind
+        self.messages: list[Any] = []  # messages (a history) or entries (a conversation), in file order
         self.identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file last read
         self.end = 0  # offset just past the last readable record
         self.size = 0  # the file's size at the last read (more than ``end`` when a torn tail follows)
@@ -68,13 +70,13 @@ class FileView:
     def apply(self, snapshot: Snapshot) -> bool:
         """Take a snapshot into the cache. False when new bytes show damage: read the whole file then."""
         if not snapshot.full:
-            scan = scan_records(snapshot.data, self.end)
+            scan = scan_records(snapshot.data, self.end, 0, self.decode)
             if scan.damage is not None:
                 return False
             self.messages.extend(scan.messages)
             self.end, self.size = scan.end, scan.size
             return True
-        scan = scan_file(snapshot.data, self.user, self.path)
+        scan = scan_file(snapshot.data, self.user, self.path, self.decode, self.kind)
         self.messages = scan.messages
         self.identity = snapshot.identity
         self.end, self.size = scan.end, scan.size

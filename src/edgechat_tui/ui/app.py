@@ -24,7 +24,7 @@ from edgechat_tui.backends.base import Agent
 from edgechat_tui.config.settings import Settings, update_config_file
 from edgechat_tui.core.errors import EdgechatError, MissingCredentials
 from edgechat_tui.core.sanitize import sanitize
-from edgechat_tui.ui.messages import QuitRequested, SwitchUser
+from edgechat_tui.ui.messages import OpenSetup, QuitRequested, SwitchUser
 from edgechat_tui.ui.screens.chat import ChatScreen
 from edgechat_tui.ui.session import Session
 
@@ -32,6 +32,8 @@ __all__ = ["EdgechatApp", "run_tui"]
 
 if TYPE_CHECKING:
     from textual.command import Provider
+
+    from edgechat_tui.storage.tail import EarlyTail
 
 
 def _chat_commands() -> type[Provider]:
@@ -46,6 +48,18 @@ def _create_agent(settings: Settings, user: str, warn: Callable[[str], None]) ->
     from edgechat_tui.backends.factory import create_agent
 
     return create_agent(settings, user, warn=warn)
+
+
+def _collect_again() -> None:
+    """After the first frame: garbage collection back on, if start-up turned it off (``cli/entry``),
+    with what start-up made kept out of its scans (it lives as long as the app)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _load_commands() -> None:
+    from edgechat_tui.ui.commands import handlers  # noqa: F401 - loaded ahead of the first command
 
 
 class EdgechatApp(App[None]):
@@ -67,12 +81,17 @@ class EdgechatApp(App[None]):
     """
 
     def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True,
-                 handle_signals: bool = False, **kw: Any) -> None:
+                 handle_signals: bool = False, early: EarlyTail | None = None,
+                 chat: str | None = None, new: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        #: The conversation's newest messages, read in a thread since before Textual loaded
+        #: (:mod:`edgechat_tui.ui.early`): drawn in the first frame, until the store's view is shown.
+        self._early = early
         #: SIGTERM and SIGHUP end the app as Ctrl+Q does (``run_tui`` sets it; a test's app,
         #: sharing the test's event loop, leaves the process's signals alone).
         self.handle_signals = handle_signals
         self.session = Session(settings, user)
+        self.session.start_chat, self.session.start_new = chat, new  # --chat ID, --new
         self.cursor_blink = cursor_blink
         #: Printed on the terminal once the app has exited (the setup screen's advice).
         self.exit_text: str | None = None
@@ -83,7 +102,7 @@ class EdgechatApp(App[None]):
     # --- the screen ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> ChatScreen:
-        return ChatScreen(self.session)
+        return ChatScreen(self.session, early=self._early)
 
     @property
     def chat(self) -> ChatScreen:
@@ -112,6 +131,7 @@ class EdgechatApp(App[None]):
             self.chat.prompt.cursor_blink = False
         self._apply_saved_theme()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.call_after_refresh(_collect_again)
         # After the first frame: creating the agent imports the HTTP client in a thread, which
         # competes with the drawing for the interpreter.
         self.call_after_refresh(self.run_worker, self._start(), group="agent", exclusive=True,
@@ -136,6 +156,9 @@ class EdgechatApp(App[None]):
 
     async def on_quit_requested(self, message: QuitRequested) -> None:
         await self.action_quit()
+
+    def on_open_setup(self, message: OpenSetup) -> None:
+        self._open_setup()
 
     # --- the agent ----------------------------------------------------------------------------
 
@@ -171,6 +194,7 @@ class EdgechatApp(App[None]):
                 # Keep the agent: the server may come back, and the next message will say so.
         old = session.attach(agent, user)
         try:
+            await session.catalog.load_cached()  # the cached model list: windows and prices (no network)
             await chat.show_conversation()
         finally:
             session.mark_ready()
@@ -187,10 +211,14 @@ class EdgechatApp(App[None]):
         return True
 
     async def _preload_code_colours(self) -> None:
-        # Once the conversation is shown, so that the first reply with code is coloured at once.
+        # Once the conversation is shown, so that the first reply with code is coloured at once;
+        # and the commands, which the first frame does not need, before the first Enter.
+        await asyncio.to_thread(_load_commands)
         from edgechat_tui.ui.widgets.reply import preload_code_colours
 
         await preload_code_colours()
+        # The replies the first frame drew from the render cache: now with the renderer's widget.
+        await self.chat.chat_log.upgrade_early_replies()
 
     def warn(self, message: str) -> None:
         """Shows an agent's warning (a damaged history line, say) in the pane. Safe from any thread."""
@@ -223,8 +251,10 @@ class EdgechatApp(App[None]):
         self.run_worker(end(), group="quit", exit_on_error=False)
 
     async def action_quit(self) -> None:
-        """Quit; a reply still streaming is stopped first, so it is saved (marked stopped)."""
+        """Quit; a reply still streaming is stopped first, so it is saved (marked stopped). The newest
+        replies' lines go to the render cache, for the next start's first frame."""
         await self.stop_turn_and_close()
+        self.chat.chat_log.save_drawn()
         self.exit()
 
     async def stop_turn_and_close(self) -> None:
@@ -259,6 +289,41 @@ class EdgechatApp(App[None]):
         self.chat.status.set_state("setup needed", "warning")
         self.push_screen(SetupScreen(self.settings), done)
 
+    def _open_setup(self) -> None:
+        """``/setup`` inside the app: new credentials, checked and saved, then the agent again.
+
+        The profile stays; the chat's input is untouched and the message to retry is kept (a new
+        agent of the same profile would otherwise forget it). Esc goes back to the chat as it was.
+        """
+        from edgechat_tui.ui.screens.setup import SetupScreen, env_override_notice
+
+        chat = self.chat
+
+        def done(settings: Settings | None) -> None:
+            if settings is None:
+                self.run_worker(chat.say("Setup closed: nothing was changed."), exit_on_error=False)
+                return
+            warning = env_override_notice(self.session.settings)  # where the old ones came from
+            self.session.settings = settings
+
+            async def reconnect() -> None:
+                retry = chat.failed_text
+                try:
+                    if await self.connect(self.session.user):
+                        chat.turns.failure = None  # no longer "the credentials were refused": F2 goes
+                        await chat.say(f"New credentials saved to {settings.config_path}; the next "
+                                       "message uses them.")
+                        if warning:
+                            await chat.say(warning, warning=True)
+                finally:
+                    if retry is not None and chat.failed_text is None:
+                        chat.turns.retry_text = retry
+                        chat.refresh_bindings()
+
+            self.run_worker(reconnect(), group="agent", exclusive=True, exit_on_error=False)
+
+        self.push_screen(SetupScreen(self.settings, in_app=True), done)
+
     # --- theme --------------------------------------------------------------------------------
 
     def _apply_saved_theme(self) -> None:
@@ -290,9 +355,14 @@ class EdgechatApp(App[None]):
         self.run_worker(save(), group="theme-save", exit_on_error=False)
 
 
-def run_tui(settings: Settings, user: str) -> int:
-    """Run the TUI until the user quits. Returns the process exit code."""
-    app = EdgechatApp(settings, user, handle_signals=True)
+def run_tui(settings: Settings, user: str, *, early: EarlyTail | None = None, chat: str | None = None,
+            new: bool = False) -> int:
+    """Run the TUI until the user quits. Returns the process exit code.
+
+    ``early``: the newest messages being read (:func:`~edgechat_tui.ui.early.start_early_tail`);
+    ``chat``/``new``: ``--chat ID``/``--new``.
+    """
+    app = EdgechatApp(settings, user, handle_signals=True, early=early, chat=chat, new=new)
     app.run()
     if app.exit_text:
         print(sanitize(app.exit_text), file=sys.stderr)

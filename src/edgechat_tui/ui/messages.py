@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-__all__ = ["QuitRequested", "SwitchUser"]
+__all__ = ["OpenSetup", "QuitRequested", "SwitchUser"]
 
 
 class SwitchUser(Message):
@@ -21,3 +21,11 @@ class SwitchUser(Message):
 
 class QuitRequested(Message):
     """``/quit`` (or the palette's Quit): stop any reply (so it is saved), close the agent, leave."""
+
+
+class OpenSetup(Message):
+    """``/setup`` (or F2 after the API refused the credentials): the setup screen, over the chat.
+
+    Saving there makes the app create the agent again with the new credentials, for the same
+    profile; the input and the message to retry are kept.
+    """

@@ -27,11 +27,15 @@ def short_count(n: int) -> str:
 
 
 def context_text(info: ContextInfo) -> str:
-    """``ctx 3.1k/24k · 18 of 40 messages``: what the next request sends, against the window."""
-    return (
-        f"ctx {short_count(info.tokens_estimated)}/{short_count(info.window)}"
-        f" · {info.messages_sent:,} of {info.messages_total:,} messages"
-    )
+    """``ctx 3.1k/24k · 18 of 40 messages``: what the next request sends, against the window.
+
+    A conversation with no messages yet says so (``ctx 2.1k/24k · no messages yet``), not
+    ``0 of 0 messages``.
+    """
+    used = f"ctx {short_count(info.tokens_estimated)}/{short_count(info.window)}"
+    if info.messages_total == 0:
+        return f"{used} · no messages yet"
+    return f"{used} · {info.messages_sent:,} of {info.messages_total:,} messages"
 
 
 class TurnMeter:
@@ -47,6 +51,7 @@ class TurnMeter:
         self.first_text_at: float | None = None
         self.chars = 0
         self.reported_tokens: int | None = None
+        self.finished_at: float | None = None
 
     def add_text(self, text: str) -> None:
         if self.first_text_at is None and text:
@@ -54,6 +59,7 @@ class TurnMeter:
         self.chars += len(text)
 
     def finish(self, usage: Usage | None) -> None:
+        self.finished_at = self._clock()
         if usage is not None and usage.completion_tokens is not None:
             self.reported_tokens = usage.completion_tokens
 
@@ -71,6 +77,17 @@ class TurnMeter:
         if elapsed < 0.2:  # too short a time for a meaningful rate
             return None
         return self.tokens / elapsed
+
+    def seconds(self) -> float | None:
+        """From sending to the whole reply, once it is complete."""
+        return None if self.finished_at is None else self.finished_at - self.sent_at
+
+    def final_rate(self) -> float | None:
+        """Reported output tokens per second of streaming, once complete; None when not measurable."""
+        if self.finished_at is None or self.first_text_at is None or self.reported_tokens is None:
+            return None
+        elapsed = self.finished_at - self.first_text_at
+        return self.reported_tokens / elapsed if elapsed >= 0.2 else None
 
     def waited(self) -> float:
         """Seconds since the message was sent."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from edgechat_tui.backends.base import Agent
 from edgechat_tui.config.settings import Settings
 from edgechat_tui.core.errors import EdgechatError
+from edgechat_tui.ui.catalog_state import SessionCatalog
 
 __all__ = ["Session", "SessionState"]
 
@@ -35,6 +36,11 @@ class Session:
         #: /model and /system for this session: kept across /user, never saved.
         self.model_override: str | None = None
         self.system_prompt_override: str | None = None
+        #: The models /model offers, their windows and prices (local mode; ui/catalog_state.py).
+        self.catalog = SessionCatalog(self)
+        #: The TUI's ``--chat ID`` and ``--new``: the conversation to open at start (library agents).
+        self.start_chat: str | None = None
+        self.start_new = False
 
     # --- what everyone reads -------------------------------------------------------------------
 
@@ -95,6 +101,7 @@ class Session:
         """
         if self._agent is not None:
             self._agent.set_model(model)
+            self.catalog.apply_window()  # the catalog's window for it, when the catalog knows it
         self.model_override = model
 
     def use_system_prompt(self, prompt: str) -> None:
@@ -108,6 +115,7 @@ class Session:
         try:
             if self.model_override:
                 agent.set_model(self.model_override)
+                self.catalog.apply_window(agent)
             if self.system_prompt_override is not None:
                 agent.set_system_prompt(self.system_prompt_override)
         except EdgechatError:

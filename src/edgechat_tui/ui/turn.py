@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,9 +32,12 @@ from textual.timer import Timer
 from textual.worker import Worker
 
 from edgechat_tui.backends.base import Agent
-from edgechat_tui.core.errors import EdgechatError, StorageError
-from edgechat_tui.core.messages import Done, Retrying, TextDelta
+from edgechat_tui.core.catalog import ModelPrice
+from edgechat_tui.core.errors import EdgechatError, HistoryChanged, StorageError
+from edgechat_tui.core.messages import Done, Event, Retrying, TextDelta
+from edgechat_tui.ui.history_watch import HistoryWatch
 from edgechat_tui.ui.meter import TurnMeter, short_count
+from edgechat_tui.ui.usage_text import reply_usage_line
 from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
 from edgechat_tui.ui.widgets.messages import AssistantMessage
 from edgechat_tui.ui.widgets.prompt import PromptArea
@@ -48,6 +52,10 @@ STOPPED_KEPT = ("Stopped before the reply began. Your new text is kept in the in
 CUT_OFF_ADVICE = ("What arrived is kept above, marked cut off. Press Ctrl+R (or /retry) to send the "
                   "message again.")
 UI_FAILURE_HINT = "this is a bug in edgechat; please report it"
+# Sends of one turn refused because the conversation changed elsewhere, before giving up.
+SEND_ATTEMPTS = 3
+NOTHING_CHANGED = "Nothing was changed: run the command again to try once more."
+CUT_OFF_AGAIN = "What arrived is kept above, marked cut off. Run the command again to try once more."
 
 
 @dataclass(eq=False)
@@ -63,6 +71,20 @@ class Turn:
     ticker: Timer | None = None
     done: bool = False
     worker: Worker | None = None
+    #: What the turn asks of the agent (the conversation library's turns besides "chat"):
+    #: "chat" sends ``text``; "edit" sends ``text`` as a new version of the last question;
+    #: "regenerate" and "continue" send nothing typed (``text`` is empty, nothing goes back to the
+    #: input or to Ctrl+R; the command is run again instead).
+    action: str = "chat"
+    #: The reply's text before the turn ("continue" goes on from it).
+    reply_prefix: str = ""
+    #: The Done that completed the turn, once it has.
+    result: Done | None = None
+
+    @property
+    def typed(self) -> bool:
+        """The turn sends text the user typed (it goes back to the input if the turn is taken back)."""
+        return self.action in ("chat", "edit")
 
     @property
     def reply(self) -> AssistantMessage | None:
@@ -94,6 +116,9 @@ class TurnHost(Protocol):
     def refresh_bindings(self) -> None: ...
     def show_ready(self, detail: str | None = None) -> None: ...
     def refresh_context(self, next_text: str = "") -> None: ...
+    def reply_price(self, model: str | None) -> ModelPrice | None: ...
+    @property
+    def history_watch(self) -> HistoryWatch: ...
 
 
 class TurnRunner:
@@ -105,6 +130,10 @@ class TurnRunner:
         #: The text Ctrl+R (/retry) sends again: a failed turn's, or one taken back while new text
         #: was in the input.
         self.retry_text: str | None = None
+        #: The last turn's failure (None once a turn starts again), and what the screen offers for
+        #: one, added to the error's advice (new credentials after a 401).
+        self.failure: EdgechatError | None = None
+        self.failure_offer: Callable[[EdgechatError], str | None] | None = None
 
     # --- the turn -----------------------------------------------------------------------------
 
@@ -112,23 +141,32 @@ class TurnRunner:
         """The worker's body: show the turn, stream the reply, end the turn whatever happens."""
         host = self._host
         log = host.chat_log
+        self.failure = None
         try:
-            turn.user_entry = Entry("user", turn.text)
-            await log.add(turn.user_entry)
-            turn.reply_entry = Entry("assistant", "", model=agent.info.model, live=True)
-            await log.add(turn.reply_entry)
-            log.scroll_to_latest()
-            self._show_waiting(turn)
+            seen = await self._show_turn(turn, agent)
             turn.ticker = host.set_interval(0.25, lambda: self._tick(turn))
-            async for event in agent.send(turn.text):
-                if isinstance(event, TextDelta):
-                    self._queue_text(turn, event.text)
-                elif isinstance(event, Retrying):
-                    turn.retry = event
-                    turn.retry_deadline = time.monotonic() + event.wait
-                    self._tick(turn)
-                elif isinstance(event, Done):
-                    self._finish(turn, event)
+            for attempt in range(SEND_ATTEMPTS):
+                try:
+                    async for event in _events(turn, agent, seen):
+                        if isinstance(event, TextDelta):
+                            self._queue_text(turn, event.text)
+                        elif isinstance(event, Retrying):
+                            turn.retry = event
+                            turn.retry_deadline = time.monotonic() + event.wait
+                            self._tick(turn)
+                        elif isinstance(event, Done):
+                            self._finish(turn, event)
+                    break
+                except HistoryChanged:
+                    # Another process added turns: nothing was sent. They go on screen, above the
+                    # question, before it is sent again: a reply never answers what is not shown.
+                    if attempt == SEND_ATTEMPTS - 1:
+                        raise
+                    for entry in (turn.reply_entry, turn.user_entry):
+                        if entry is not None:
+                            log.discard_entry(entry)
+                    await host.history_watch.sync()
+                    seen = await self._show_turn(turn, agent)
         except asyncio.CancelledError:
             self._stopped(turn)
             raise
@@ -138,11 +176,27 @@ class TurnRunner:
             # stored, no ``kept_partial``) takes the turn back, as before any text.
             kept = getattr(error, "kept_partial", None) is not None
             keep_shown = kept or (not hasattr(error, "kept_partial") and not isinstance(error, StorageError))
-            await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept)
+            self.failure = error
+            offer = self.failure_offer(error) if self.failure_offer is not None else None
+            await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept, offer=offer)
         except Exception as error:  # a bug (in the agent or in showing the reply): end the turn, say it
             await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}", UI_FAILURE_HINT)
         finally:
             self._end(turn)
+
+    async def _show_turn(self, turn: Turn, agent: Agent) -> int:
+        """Put the question and the reply to come at the end of the pane; returns the stored
+        messages shown above them (what the agent is told the user has seen)."""
+        log = self._host.chat_log
+        seen = log.message_count()
+        if turn.typed:
+            turn.user_entry = Entry("user", turn.text)
+            await log.add(turn.user_entry)
+        turn.reply_entry = Entry("assistant", turn.reply_prefix, model=agent.info.model, live=True)
+        await log.add(turn.reply_entry)
+        log.scroll_to_latest()
+        self._show_waiting(turn)
+        return seen
 
     def stop(self) -> bool:
         """Esc: cancel the turn's worker. False when no turn is under way."""
@@ -165,7 +219,7 @@ class TurnRunner:
         if turn.worker is not None:
             turn.worker.cancel()
         host = self._host
-        self.retry_text = turn.text
+        self.retry_text = turn.text if turn.typed else None
         self._take_back(turn)
         message = f"The reply could not be shown: {type(error).__name__}: {error}"
         host.chat_log.call_later(host.chat_log.add, Entry("error", message, hint=UI_FAILURE_HINT,
@@ -197,7 +251,7 @@ class TurnRunner:
 
     def _show_streaming(self, turn: Turn) -> None:
         rate = turn.meter.tokens_per_second()
-        detail = f"{short_count(turn.meter.tokens)} tokens"
+        detail = tokens_text(turn.meter.tokens)
         if rate is not None:
             detail += f" · {rate:.0f} tok/s"
         self._host.status.set_state("streaming", "busy", detail=detail + " · Esc stops")
@@ -218,7 +272,8 @@ class TurnRunner:
                 detail = "Esc cancels"
             self._host.status.set_state(state, "warning", detail=detail)
             if turn.reply is not None:
-                turn.reply.set_note(state)
+                # The reason goes in the pane at once too: the status line may be cut at its end.
+                turn.reply.set_note(f"{state} · {reason}")
         elif turn.meter.first_text_at is None:
             self._show_waiting(turn)
         else:
@@ -228,6 +283,7 @@ class TurnRunner:
 
     def _finish(self, turn: Turn, done: Done) -> None:
         turn.done = True
+        turn.result = done
         reply, entry = turn.reply, turn.reply_entry
         if entry is not None:
             entry.live = False
@@ -239,7 +295,14 @@ class TurnRunner:
         if reply is not None:
             reply.finish(stopped=done.stopped)
         turn.meter.finish(done.usage)
-        self._host.show_ready(detail=f"last reply {short_count(turn.meter.tokens)} tokens")
+        if entry is not None and not done.stopped:
+            entry.usage = done.usage
+            entry.figures = reply_usage_line(done.usage, self._host.reply_price(entry.model),
+                                             seconds=turn.meter.seconds(),
+                                             tokens_per_second=turn.meter.final_rate())
+            if reply is not None:
+                reply.set_usage(entry.figures)
+        self._host.show_ready(detail=f"last reply {tokens_text(turn.meter.tokens)}")
         # Done.context describes the request just sent; the status line is about the next one.
         self._host.refresh_context()
 
@@ -257,6 +320,9 @@ class TurnRunner:
                 entry.stopped = True
             _finish_quietly(reply, stopped=True)
             host.show_ready(detail="reply stopped; what arrived is kept, marked stopped")
+        elif not turn.typed:
+            self._take_back(turn)
+            host.show_ready(detail="stopped before the reply began: nothing changed")
         elif self._take_back(turn):
             host.show_ready(detail="stopped before the reply began: your message is back in the input")
         else:
@@ -266,10 +332,10 @@ class TurnRunner:
         host.refresh_context()
 
     async def _failed(self, turn: Turn, message: str, hint: str | None, *, keep_shown: bool = False,
-                      kept: bool | None = None) -> None:
+                      kept: bool | None = None, offer: str | None = None) -> None:
         turn.done = True
         host = self._host
-        self.retry_text = turn.text
+        self.retry_text = turn.text if turn.typed else None
         shown = turn.shown_text
         if shown and keep_shown:
             # What the user was reading stays, marked cut off; Ctrl+R sends the message again.
@@ -280,19 +346,25 @@ class TurnRunner:
                 entry.stopped = True
             if reply is not None:
                 _finish_quietly(reply, stopped=True, cut_off=True)
-            advice = CUT_OFF_ADVICE
+            advice = CUT_OFF_ADVICE if turn.typed else CUT_OFF_AGAIN
             detail = ("cut off · what arrived is saved, marked stopped · Ctrl+R retries" if kept
                       else "cut off · Ctrl+R retries")
         else:
             self._take_back(turn)
             advice = self._advice(turn)
             detail = "nothing was saved · Ctrl+R retries"
+        if offer:
+            advice = f"{advice} {offer}"
         # Awaited here (not scheduled) so that the error is in the pane before /retry can run.
         await host.chat_log.add(Entry("error", message, hint=hint, advice=advice))
         host.status.set_state("failed", "error", detail=detail)
+        # The context changed too: a cut-off reply kept in the history, the text back in the input.
+        host.refresh_context(host.prompt.text)
         host.refresh_bindings()
 
     def _advice(self, turn: Turn) -> str:
+        if not turn.typed:
+            return NOTHING_CHANGED
         return RESTORED_ADVICE if self._host.prompt.text == turn.text else KEPT_ADVICE
 
     def _take_back(self, turn: Turn) -> bool:
@@ -308,6 +380,8 @@ class TurnRunner:
         if turn.user_entry is not None:
             log.discard_entry(turn.user_entry)
         prompt = self._host.prompt
+        if not turn.typed:
+            return False
         if not prompt.text.strip():
             prompt.set_text(turn.text)
             return True
@@ -321,6 +395,22 @@ class TurnRunner:
             self.turn = None
         self._host.prompt.clear_refusal()
         self._host.refresh_bindings()
+
+
+def tokens_text(n: int) -> str:
+    """``1 token``, ``950 tokens``, ``3.1k tokens``."""
+    return "1 token" if n == 1 else f"{short_count(n)} tokens"
+
+
+def _events(turn: Turn, agent: Agent, seen: int | None = None) -> AsyncIterator[Event]:
+    """The agent's event stream for the turn's action."""
+    if turn.action == "regenerate":
+        return agent.regenerate()
+    if turn.action == "edit":
+        return agent.edit(turn.text)
+    if turn.action == "continue":
+        return agent.continue_reply()
+    return agent.send(turn.text, seen=seen)
 
 
 def _finish_quietly(reply: AssistantMessage, **how: bool) -> None:

@@ -12,18 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from edgechat_tui.backends.base import Agent, TurnInProgress, run_to_completion
+from edgechat_tui.backends.conversations import Conversations
 from edgechat_tui.backends.local.context import Budget, build_context, context_window_for
-from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
+from edgechat_tui.backends.local.conversations import LocalConversations
+from edgechat_tui.backends.local.titles import TitleMaker
 from edgechat_tui.config.settings import Settings
-from edgechat_tui.core.errors import ContextTooLong, MissingCredentials, UsageError
+from edgechat_tui.core.errors import (
+    ContextTooLong,
+    ConversationConflict,
+    HistoryChanged,
+    MissingCredentials,
+    UsageError,
+)
 from edgechat_tui.core.messages import AgentInfo, ContextInfo, Done, Event, Message, Retrying, TextDelta
 from edgechat_tui.core.userid import validate_user_id
-from edgechat_tui.storage.async_store import AsyncHistoryStore
-from edgechat_tui.storage.store import HistoryStore
+from edgechat_tui.storage.chat_file import created_of
+from edgechat_tui.storage.chat_tree import ChatState
+from edgechat_tui.storage.chat_turns import TurnPlan, plan_turn, turn_record
+from edgechat_tui.storage.library import Library
+
+if TYPE_CHECKING:
+    from edgechat_tui.backends.local.workers_ai import Completion, WorkersAIClient
 
 # After the service says "context too long" despite our estimate, the next try sends this share
 # (when the service's message does not say what the window really is).
@@ -62,6 +77,8 @@ def require_credentials(settings: Settings) -> tuple[str, str]:
 def workers_ai_client(settings: Settings, account_id: str, token: str, *,
                       max_retries: int | None = None) -> WorkersAIClient:
     """A Workers AI client with the settings' base URL, timeouts and retries."""
+    from edgechat_tui.backends.local.workers_ai import WorkersAIClient  # loads httpx: only when needed
+
     return WorkersAIClient(
         account_id=account_id,
         api_token=token,
@@ -95,8 +112,16 @@ async def check_credentials(settings: Settings, account_id: str, token: str,
         await client.aclose()
 
 
+def is_truncated(completion: Completion, max_tokens: int) -> bool:
+    """The reply reached ``max_tokens``: the service said so ("length"), or it counted that many tokens."""
+    if completion.finish_reason is not None:
+        return completion.finish_reason == "length"
+    used = completion.usage.completion_tokens if completion.usage else None
+    return used is not None and used >= max_tokens
+
+
 class LocalAgent(Agent):
-    """Keeps ``user``'s conversation in a local history file and asks Workers AI for each reply."""
+    """Keeps ``user``'s conversations in the profile's local library and asks Workers AI for each reply."""
 
     def __init__(
         self,
@@ -104,22 +129,41 @@ class LocalAgent(Agent):
         user: str,
         *,
         client: WorkersAIClient | None = None,
-        store: HistoryStore | None = None,
+        library: Library | None = None,
         warn: Callable[[str], None] | None = None,
+        need_model: bool = True,
     ) -> None:
+        """``need_model=False``: an agent for the library only (listing, reading, searching), which
+        asks for no credentials; the HTTP client is made when a model is first called."""
         self._user = validate_user_id(user)
         self._settings = settings
         self._model: str = settings.model
         self._system_prompt: str = settings.system_prompt
+        self._client_value = client
+        self._credentials: tuple[str, str] | None = None
         if client is None:
-            client = workers_ai_client(settings, *require_credentials(settings))
-        self._client = client
+            self._credentials = require_credentials(settings) if need_model else \
+                (settings.account_id or "", settings.api_token.reveal() if settings.api_token else "")
         self._session_id = session_affinity_id(settings.account_id or "", self._user)
         self._warn_callback = warn
-        self._store = AsyncHistoryStore(store or HistoryStore(settings.data_dir, self._user, warn=warn))
-        self._loaded = False
+        self._library = library or Library(settings.data_dir, self._user, warn=self._warn)
+        self._conversations = LocalConversations(self._library, lambda: self._busy)
+        self._titles = TitleMaker(self._library, lambda: self._client,
+                                  enabled=need_model and settings.values.get("auto_title", True),
+                                  warn=self._warn)
+        # The turn being run: its plan and conversation, for saving it stopped.
+        self._plan: tuple[TurnInProgress, TurnPlan, str, str | None] | None = None
         # The window the service itself reported, when it refused a context our table allowed.
         self._learned_window: int | None = None
+        # The window the account's model catalog gives for the model in use (set_context_window).
+        self._catalog_window: int | None = None
+
+    @property
+    def _client(self) -> WorkersAIClient:
+        if self._client_value is None:
+            assert self._credentials is not None
+            self._client_value = workers_ai_client(self._settings, *self._credentials)
+        return self._client_value
 
     # --- what it is ---------------------------------------------------------------------------
 
@@ -128,15 +172,25 @@ class LocalAgent(Agent):
         return AgentInfo(user=self._user, mode="local", model=self._model)
 
     @property
-    def store(self) -> AsyncHistoryStore:
-        """The history, every call of it run in a thread."""
-        return self._store
+    def conversations(self) -> Conversations:
+        return self._conversations
+
+    @property
+    def library(self) -> Library:
+        """The profile's library (blocking: call it in a thread)."""
+        return self._library
 
     def set_model(self, model: str) -> None:
         model = model.strip()
         if not model:
             raise UsageError("A model id cannot be empty.")
+        if model != self._model:
+            self._catalog_window = self._learned_window = None  # they were the old model's
         self._model = model
+
+    def set_context_window(self, window: int | None) -> None:
+        """The model catalog's window for the model in use (None: the settings' or the table's)."""
+        self._catalog_window = window
 
     def set_system_prompt(self, text: str) -> None:
         self._system_prompt = text
@@ -144,24 +198,50 @@ class LocalAgent(Agent):
     # --- the conversation ---------------------------------------------------------------------
 
     async def _messages(self) -> list[Message]:
-        """The stored conversation, including what other processes appended since the last look.
-
-        In a thread (the async store): the first load parses every line, a refresh may wait for the lock.
-        """
-        if not self._loaded:
-            self._loaded = True
-            return await self._store.load()
-        return await self._store.refresh()
+        """The open conversation's current branch, with what other processes appended since the last look
+        (in a thread: a first read parses the file, a later one only what is new)."""
+        state = await self._conversations.open_state()
+        return state.messages() if state is not None else []
 
     async def history(self) -> list[Message]:
-        return list(await self._messages())
+        return await self._messages()
+
+    async def history_stamp(self) -> object | None:
+        """The open conversation and its file's identity, size and modification time (a stat, in a
+        thread), in either place it may be (active or trash)."""
+        chat_id = await self._conversations.open_id()
+        if chat_id is None:
+            return ("none", None)
+        paths = self._library.paths
+
+        def stat() -> tuple[tuple[int, int, int] | None, ...]:
+            found: list[tuple[int, int, int] | None] = []
+            for place in ("active", "trash"):
+                try:
+                    info = os.stat(paths.chat_path(chat_id, place))
+                except OSError:
+                    found.append(None)
+                else:
+                    found.append((info.st_ino, info.st_size, info.st_mtime_ns))
+            return tuple(found)
+
+        return (chat_id, await asyncio.to_thread(stat))
 
     async def reset(self) -> str | None:
-        archived = await self._store.archive()
-        return str(archived) if archived else None
+        """Start afresh: the open conversation is archived (when it has messages) and a new one opened.
+        Returns the archived conversation's id."""
+        conversations = self._conversations
+        state = await conversations.open_state()
+        if state is None or not state.nodes:
+            return None
+        archived = state.id
+        if not state.archived:
+            await conversations.archive(archived)
+        await conversations.create()
+        return archived
 
     def _budget(self, shrink: float = 1.0) -> Budget:
-        window = context_window_for(self._model, self._settings.context_window)
+        window = self._catalog_window or context_window_for(self._model, self._settings.context_window)
         if self._learned_window:
             window = min(window, self._learned_window)
         return Budget(window=window, max_tokens=self._settings.max_tokens, shrink=shrink)
@@ -173,11 +253,64 @@ class LocalAgent(Agent):
         except UsageError:
             return None
 
+    async def _plan_turn(self, turn: TurnInProgress) -> tuple[TurnPlan, str, str | None]:
+        conversations = self._conversations
+        new: str | None = None
+        if turn.action == "chat":
+            chat_id, new = await conversations.ensure_open()
+        else:
+            chat_id = await conversations.open_id()
+            if chat_id is None:
+                raise ConversationConflict("There is no exchange in this conversation yet.",
+                                           hint="send a message first")
+        if new:
+            state = ChatState(chat_id, created_of(chat_id))
+        else:
+            state, place = await asyncio.to_thread(self._library.state, chat_id)
+            if place == "trash":
+                raise ConversationConflict("This conversation is in the trash.", hint="restore it first")
+        plan = plan_turn(state, turn.action, turn.text, turn.target)
+        if plan.question is not None and turn.action in ("regenerate", "continue"):
+            turn.user_message = plan.question
+        return plan, chat_id, new
+
+    async def _save(self, turn: TurnInProgress, reply: Message, truncated: bool) -> ChatState:
+        assert self._plan is not None
+        _turn, plan, chat_id, new = self._plan
+        make = turn_record(plan, turn.user_message, reply, truncated)
+        if new == "first":
+            state = await asyncio.to_thread(self._library.append_first, chat_id, make)
+        else:
+            state = await asyncio.to_thread(self._library.append, chat_id, make, create=new == "new")
+        if new:
+            self._conversations.opened(chat_id, state.id)
+            self._plan = (turn, plan, state.id, None)
+        return state
+
+    def _done(self, state: ChatState, plan: TurnPlan, chat_id: str, context: ContextInfo | None,
+              *, usage=None, stopped: bool = False, truncated: bool = False) -> Done:
+        reply_id = plan.target if plan.action == "continue" else state.leaf
+        node = state.nodes[reply_id] if reply_id in state.nodes else None
+        message = node.message if node is not None else Message(role="assistant", content="")
+        return Done(message=message, message_count=len(state.branch_nodes()), usage=usage, context=context,
+                    stopped=stopped, conversation_id=state.id, message_id=reply_id, truncated=truncated)
+
     async def _run_turn(self, turn: TurnInProgress) -> AsyncIterator[Event]:
+        from edgechat_tui.backends.local.workers_ai import Completion  # loaded with the client
+
+        plan, chat_id, new = await self._plan_turn(turn)
+        if turn.seen is not None and turn.action == "chat":
+            stored = sum(1 for message in plan.history if message.role != "system")
+            if stored != turn.seen:
+                raise HistoryChanged(
+                    f"The conversation changed elsewhere: {stored} messages are stored, "
+                    f"{turn.seen} were shown. Nothing was sent.",
+                    hint="the new messages are shown; send again")
+        self._plan = (turn, plan, chat_id, new)
         shrink = 1.0
         while True:
-            history = await self._messages()
-            messages, context = build_context(self._system_prompt, history, turn.text, self._budget(shrink))
+            history = plan.history
+            messages, context = build_context(self._system_prompt, history, plan.prompt, self._budget(shrink))
             turn.context = context
             try:
                 chat = self._client.chat(
@@ -194,10 +327,12 @@ class LocalAgent(Agent):
                         elif isinstance(event, Completion):
                             reply = Message(role="assistant", content=event.text, model=self._model,
                                             usage=event.usage)
-                            count, cancelled = await run_to_completion(
-                                self._store.append_turn(turn.user_message, reply))
-                            done = Done(message=reply, message_count=count, usage=event.usage,
-                                        context=context)
+                            truncated = is_truncated(event, self._settings.max_tokens)
+                            state, cancelled = await run_to_completion(self._save(turn, reply, truncated))
+                            done = self._done(state, plan, chat_id, context, usage=event.usage,
+                                              truncated=truncated)
+                            if plan.action in ("chat", "edit"):
+                                self._titles.after_reply(state)
                             if cancelled:  # stopped while saving: the turn is saved whole, once
                                 turn.done = done
                                 raise asyncio.CancelledError
@@ -216,9 +351,12 @@ class LocalAgent(Agent):
             return
 
     async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
+        if self._plan is None or self._plan[0] is not turn:
+            return None  # stopped before the turn was planned: nothing was sent
+        _turn, plan, chat_id, _new = self._plan
         reply = Message(role="assistant", content=turn.partial, model=self._model, stopped=True)
-        count = await self._store.append_turn(turn.user_message, reply)
-        return Done(message=reply, message_count=count, context=turn.context, stopped=True)
+        state = await self._save(turn, reply, False)
+        return self._done(state, plan, chat_id, turn.context, stopped=True)
 
     def _warn(self, text: str) -> None:
         if self._warn_callback is not None:
@@ -230,5 +368,12 @@ class LocalAgent(Agent):
         await self._client.verify_token()
         return "token active"
 
+    async def wait_for_titles(self) -> None:
+        """Wait until the titles being made in the background are written (or given up)."""
+        await self._titles.pending()
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._titles.finish()
+        if self._client_value is not None:
+            await self._client_value.aclose()
+        await asyncio.to_thread(self._library.close)

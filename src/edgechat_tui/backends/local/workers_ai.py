@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,8 +54,8 @@ from edgechat_tui.backends.local.workers_ai_errors import (
     map_error,
     quote,
 )
-from edgechat_tui.backends.local.workers_ai_parse import parse_event, parse_whole
-from edgechat_tui.core.errors import AuthError, ConfigError, EdgechatError, ProtocolError
+from edgechat_tui.backends.local.workers_ai_parse import finish_reason_of, parse_event, parse_whole
+from edgechat_tui.core.errors import AuthError, ConfigError, ConnectionFailed, EdgechatError, ProtocolError
 from edgechat_tui.core.messages import Retrying, TextDelta, Usage
 from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.core.secret import Secret
@@ -62,7 +63,7 @@ from edgechat_tui.http.body import iter_body, read_capped
 from edgechat_tui.http.client import HttpClient, timeouts
 from edgechat_tui.http.deadline import Deadline, DeadlineExceeded
 from edgechat_tui.http.jsondata import JSONDataError, loads
-from edgechat_tui.http.retry import backoff_wait, parse_retry_after, with_retries
+from edgechat_tui.http.retry import backoff_wait, parse_retry_after, refused_wait, with_retries
 from edgechat_tui.http.sse import SSEError, SSEParser
 from edgechat_tui.http.text import Redactor
 from edgechat_tui.http.transport import Where, transport_error
@@ -86,6 +87,19 @@ class Completion:
 
     text: str
     usage: Usage | None = None
+    #: Why the model stopped, when the service said ("length": it reached ``max_tokens``).
+    finish_reason: str | None = None
+
+
+def _finish_reason(data: str | bytes) -> str | None:
+    """The ``finish_reason`` an event or a whole answer carries (looked for only where the text has one)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("result"), dict):
+        value = value["result"]
+    return finish_reason_of(value) if isinstance(value, dict) else None
 
 
 ChatEvent = TextDelta | Retrying | Completion
@@ -193,6 +207,8 @@ class WorkersAIClient:
         def wait_for(error: EdgechatError, attempt: int) -> float | None:
             if not error.retryable or getattr(error, "code", None) == "reply_timeout":
                 return None
+            if isinstance(error, ConnectionFailed) and error.code == "refused":
+                return refused_wait(attempt)
             return backoff_wait(attempt, getattr(error, "retry_after", None), base=BACKOFF_BASE,
                                 rng=self._random)
 
@@ -230,7 +246,7 @@ class WorkersAIClient:
                 text, usage = parse_whole(response.status_code, _retry_after(response), raw, context)
                 if text:
                     yield TextDelta(text)
-                yield Completion(text, usage)
+                yield Completion(text, usage, _finish_reason(raw) if b"finish_reason" in raw else None)
         finally:
             # Closing a response that was not read to its end drops its connection at once.
             await response.aclose()
@@ -258,6 +274,7 @@ class WorkersAIClient:
         parts: list[str] = []
         chars = 0
         usage: Usage | None = None
+        finish: str | None = None
         done = False
         async with contextlib.aclosing(iter_body(response, deadline=deadline)) as chunks:
             while not done:
@@ -278,6 +295,8 @@ class WorkersAIClient:
                         break
                     text, event_usage = parse_event(event.data, context)
                     usage = event_usage or usage
+                    if "finish_reason" in event.data:
+                        finish = _finish_reason(event.data) or finish
                     text = joiner.feed(text)
                     if text:
                         chars += len(text)
@@ -297,7 +316,7 @@ class WorkersAIClient:
         if rest:
             parts.append(rest)
             yield TextDelta(rest)
-        yield Completion("".join(parts), usage)
+        yield Completion("".join(parts), usage, finish)
 
     # --- token check ---
 

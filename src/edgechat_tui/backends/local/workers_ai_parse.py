@@ -39,6 +39,16 @@ def text_of(value: Any) -> str | None:
     return None
 
 
+def finish_reason_of(event: dict[str, Any]) -> str | None:
+    """Why the model stopped, when the data says: ``finish_reason`` at the top (the native API) or in
+    ``choices[0]`` (OpenAI-style); "length" means it reached ``max_tokens``."""
+    reason = event.get("finish_reason")
+    choices = event.get("choices")
+    if reason is None and isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+    return reason if isinstance(reason, str) else None
+
+
 def parse_event(data: str, context: RequestContext) -> tuple[str, Usage | None]:
     """One stream event's text and usage. Raises ProtocolError for an event that is not understood."""
     try:
@@ -100,4 +110,4 @@ def parse_whole(status: int, retry_after: float | None, raw: bytes,
     raise ProtocolError("Workers AI's answer holds no reply text", hint="try another model", status=status)
 
 
-__all__ = ["parse_event", "parse_whole", "text_of"]
+__all__ = ["finish_reason_of", "parse_event", "parse_whole", "text_of"]

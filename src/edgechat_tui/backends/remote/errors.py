@@ -19,7 +19,10 @@ from edgechat_tui.core.errors import (
     BackendError,
     BadRequest,
     ContextTooLong,
+    ConversationConflict,
+    ConversationNotFound,
     EdgechatError,
+    MessageNotFound,
     NotFound,
     QuotaExceeded,
     RateLimited,
@@ -46,7 +49,11 @@ STATUS_OF_CODE = {
     "misconfigured": 500,
     "unavailable": 503,
     "not_found": 404,
+    "conversation_not_found": 404,
+    "message_not_found": 404,
+    "conflict": 409,
     "context_too_long": 413,
+    "request_too_large": 413,
     "rate_limited": 429,
     "quota_exceeded": 429,
     "model_unavailable": 502,
@@ -91,6 +98,9 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
             return AuthError(f"The agent refused the token ({status}){with_said}.", hint=TOKEN_HINT, **kw)
         return AuthError(f"The agent needs a token ({status}){with_said}.",
                          hint="set remote_token, or EDGECHAT_REMOTE_TOKEN", **kw)
+    library = _library_error(code, status, with_said)
+    if library is not None:
+        return library
     if code == "not_found" or status == 404:
         hint = URL_HINT
         if "/api/chat/api/" in url or url.endswith("/api/chat/"):
@@ -131,6 +141,33 @@ def error_from_answer(status: int, headers: httpx.Headers, body: bytes, url: str
         return ServerError(message, hint=hint, retry_after=retry_after, **kw)
     hint = URL_HINT if looks_like_html(content_type, body) else None
     return BackendError(f"The agent answered {status}{with_said}.", hint=hint, **kw)
+
+
+#: The library's refusals (docs/protocol.md, ``conversations``): what each means for the user.
+LIBRARY_HINTS = {
+    "conversation_not_found": "the id is unknown here, or the conversation is in the trash: list the "
+                              "conversations (edgechat chats) to find it",
+    "message_not_found": "the conversation changed since it was read: read its history again",
+    "conflict": "nothing was sent or stored; an archived conversation must be restored first",
+}
+
+
+def _library_error(code: str | None, status: int, with_said: str) -> EdgechatError | None:
+    """The library's codes as their own errors; None for any other answer."""
+    if code == "conversation_not_found":
+        error: EdgechatError = ConversationNotFound(
+            f"The agent has no such conversation ({status}){with_said}.", hint=LIBRARY_HINTS[code])
+    elif code == "message_not_found":
+        error = MessageNotFound(f"The agent has no such message in that conversation ({status}){with_said}.",
+                                hint=LIBRARY_HINTS[code])
+    elif code == "conflict" or (code is None and status == 409):
+        error = ConversationConflict(f"The agent refused: that does not apply to the conversation as it is "
+                                     f"({status}){with_said}.", hint=LIBRARY_HINTS["conflict"])
+    else:
+        return None
+    error.status = status  # type: ignore[attr-defined]
+    error.code = code  # type: ignore[attr-defined]
+    return error
 
 
 _LIMIT_NAMES = {"daily_tokens": "your tokens for today", "turns_per_minute": "your turns for this minute"}
@@ -243,6 +280,7 @@ def _retry_after(headers: httpx.Headers, data: dict[str, Any] | None) -> float |
 
 __all__ = [
     "ACCESS_HINT",
+    "LIBRARY_HINTS",
     "MAX_SHOWN_CHARS",
     "MISCONFIGURED_HINT",
     "STATUS_OF_CODE",

@@ -19,6 +19,7 @@ import httpx
 
 from edgechat_tui.backends.base import TurnInProgress
 from edgechat_tui.backends.remote.errors import URL_HINT, describe_body, looks_like_html, media_type
+from edgechat_tui.backends.remote.library_data import message_number, wire_chat_id, wire_message_id
 from edgechat_tui.backends.remote.replies import MAY_HAVE_ANSWERED, MAY_HAVE_STORED_PART, sse_events
 from edgechat_tui.core.errors import (
     ConnectionFailed,
@@ -31,11 +32,12 @@ from edgechat_tui.core.errors import (
 from edgechat_tui.core.messages import Done, Event, Message, TextDelta, Usage
 from edgechat_tui.http.deadline import Deadline
 from edgechat_tui.http.jsondata import loads_object
-from edgechat_tui.http.retry import MAX_RETRY_WAIT, backoff_wait, with_retries
+from edgechat_tui.http.retry import MAX_RETRY_WAIT, backoff_wait, refused_wait, with_retries
 from edgechat_tui.http.unicode import SurrogateJoiner, fix_surrogates
 
 if TYPE_CHECKING:
     from edgechat_tui.backends.remote.capabilities import Capabilities
+    from edgechat_tui.backends.remote.endpoint import Endpoint
 
 #: The longest streamed reply kept; text beyond it ends the turn with an error.
 MAX_REPLY_CHARS = 8 * 1024 * 1024
@@ -67,6 +69,13 @@ class Turn(Exchange):
     #: Of a repeated attempt's reply, the text already shown by an earlier one (not shown twice).
     echo: str = ""
     attempts: int = 0
+    #: "chat", "regenerate", "edit" or "continue" (TurnInProgress.action), and the message it concerns.
+    action: str = "chat"
+    target: str | None = None
+    #: The conversation the turn goes to (None: the agent's most recent one, for a chat).
+    conversation: str | None = None
+    #: Of a continue: the reply as it was before (its answer's ``message`` is the whole reply).
+    base: str = ""
 
 
 def skip_echo(turn: Turn, piece: str) -> str:
@@ -97,20 +106,25 @@ class ChatTurns:
     _max_retries: int
     _retry_delay: float
     _reply_timeout: float | None
+    _conversation_id: str | None
+    #: The turn being sent (for keeping its reply when it stops), None between turns.
+    _running: Turn | None = None
 
     # --- a turn: everything about one message and its reply lives in this section -----------------
 
     async def _run_turn(self, progress: TurnInProgress) -> AsyncIterator[Event]:
         # The base class (Agent.send) owns the turn's life: one at a time, and a stopped or cut-off
         # reply kept through _save_stopped. Here: send, read, retry when it is safe.
-        turn = Turn(user_message=progress.user_message)
-        deadline = self._deadline()
+        turn = Turn(user_message=progress.user_message, action=progress.action, target=progress.target)
         with self._redacting():
-            async with contextlib.aclosing(self._turn(turn, deadline)) as events:
+            await self._prepare_turn(turn)
+            self._running = turn
+            deadline = self._deadline()
+            async with contextlib.aclosing(self._send_turn(turn, deadline)) as events:
                 async for event in events:
                     yield event
 
-    async def _turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
+    async def _send_turn(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
         async def sleep(seconds: float) -> None:
             with self._transport_errors(turn, chat=True):
                 await deadline.run(asyncio.sleep(seconds), longest=seconds)
@@ -125,12 +139,18 @@ class ChatTurns:
             async for event in events:
                 yield event
 
+    async def _prepare_turn(self, turn: Turn) -> None:
+        """Settle where the turn goes before it is sent (the agent's: its open conversation)."""
+
     def _idempotent(self) -> bool:
         """The server stores a turn once per Idempotency-Key (its health answer says so)."""
         return self._caps is not None and "idempotency" in self._caps.names
 
     def _retry_wait(self, exc: EdgechatError, attempt: int) -> float | None:
         """How long to wait before sending again, or None when sending again could duplicate the turn."""
+        if isinstance(exc, ConnectionFailed) and exc.code == "refused" and not exc.reached_server:
+            # Nothing was sent: soon and briefly (http/retry.py's refused_wait).
+            return round(refused_wait(attempt, base=self._retry_delay), 3)
         if self._idempotent() and _may_retry_idempotent(exc):
             return round(backoff_wait(attempt, None, base=self._retry_delay), 3)
         if isinstance(exc, ConnectionFailed):
@@ -154,17 +174,22 @@ class ChatTurns:
         return round(backoff_wait(attempt, retry_after, base=self._retry_delay), 3)
 
     async def _attempt(self, turn: Turn, deadline: Deadline) -> AsyncIterator[Event]:
-        url = self._endpoint.url("/api/chat")
+        url, body = turn_request(self._endpoint, turn, self._user_param())
         turn.answered = False
         turn.attempts += 1
         turn.echo = "".join(turn.parts)  # what an earlier attempt showed: a repeat's reply begins with it
-        body = {"message": turn.user_message.content, **self._user_param()}
         headers = self._headers(_CHAT_ACCEPT) | {"Idempotency-Key": turn.key}
         with self._transport_errors(turn, chat=True):
             async with self._request("POST", url, turn, deadline, json=body, headers=headers) as response:
                 if not 200 <= response.status_code < 300:
                     raise await self._error_from(response, url, deadline)
-                if media_type(response.headers.get("content-type", "")) == "text/event-stream":
+                stream = media_type(response.headers.get("content-type", "")) == "text/event-stream"
+                if turn.action == "continue" and (
+                        not stream or response.headers.get("idempotent-replayed", "").lower() == "true"):
+                    # A continue's JSON answer, and a replayed stream, hold the whole reply, not the
+                    # added text: what was there before is echo too.
+                    turn.echo = turn.base + turn.echo
+                if stream:
                     self._streamed = True
                     async with contextlib.aclosing(self._read_stream(response, turn, deadline)) as events:
                         async for event in events:
@@ -233,26 +258,35 @@ class ChatTurns:
                   data: dict[str, Any] | None = None) -> Done:
         """Count the finished turn in this session and build its Done (a replay: the stored turn)."""
         model = self._caps.model if self._caps else None
-        stopped = data is not None and data.get("stopped") is True  # a replay of a reply stopped early
+        data = data or {}
+        stopped = data.get("stopped") is True  # a replay of a reply stopped early
         message = Message(role="assistant", content=reply, model=model, usage=usage, stopped=stopped)
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
             message_count = count
         else:  # a server that does not count: ours is a best guess, never shown as exact
-            message_count = (self._last_count or self._session_messages) + 2
+            message_count = (self._last_count or self._session_messages) + added_messages(turn.action)
         self._last_count = message_count
-        self._session_messages += 2
+        self._session_messages += added_messages(turn.action)
         turn.completed = True
-        replayed = data is not None and data.get("replayed") is True
-        return Done(message=message, message_count=message_count, usage=usage, replayed=replayed)
+        conversation = wire_chat_id(data.get("conversationId"))
+        if conversation is not None:
+            self._conversation_id = conversation  # where a chat without an id went: the open one now
+        return Done(message=message, message_count=message_count, usage=usage,
+                    replayed=data.get("replayed") is True, conversation_id=conversation or turn.conversation,
+                    message_id=wire_message_id(data.get("messageId")),
+                    truncated=data.get("truncated") is True)
 
     async def _save_stopped(self, turn: TurnInProgress) -> Done | None:
         # The user stopped the reply (or it broke off): keep what arrived, marked stopped. The server
         # may have stored the turn too (whole or as it was), which is its business.
         model = self._caps.model if self._caps else None
-        reply = Message(role="assistant", content=turn.partial, model=model, stopped=True)
-        self._session_messages += 2
-        count = (self._last_count or 0) + 2
-        return Done(message=reply, message_count=count, stopped=True)
+        running = self._running
+        base = running.base if running is not None and running.action == "continue" else ""
+        reply = Message(role="assistant", content=base + turn.partial, model=model, stopped=True)
+        self._session_messages += added_messages(turn.action)
+        count = (self._last_count or 0) + added_messages(turn.action)
+        return Done(message=reply, message_count=count, stopped=True,
+                    conversation_id=running.conversation if running is not None else None)
 
 
 def _may_retry_idempotent(exc: EdgechatError) -> bool:
@@ -265,6 +299,28 @@ def _may_retry_idempotent(exc: EdgechatError) -> bool:
     if isinstance(exc, ProtocolError):
         return exc.code == "incomplete"
     return False
+
+
+def turn_request(endpoint: Endpoint, turn: Turn, user: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The URL and JSON body of one attempt of ``turn`` (docs/protocol.md, ``conversations``: a turn)."""
+    if turn.action == "chat":
+        body: dict[str, Any] = {"message": turn.user_message.content, **user}
+        if turn.conversation is not None:
+            body["conversationId"] = turn.conversation
+        return endpoint.url("/api/chat"), body
+    assert turn.conversation is not None, "a library turn has its conversation settled first"
+    body = dict(user)
+    if turn.action == "edit":
+        body["message"] = turn.user_message.content
+    if turn.action in ("regenerate", "edit") and turn.target is not None:
+        body["messageId"] = message_number(turn.target)
+    return endpoint.url(f"/api/conversations/{turn.conversation}/{turn.action}"), body
+
+
+def added_messages(action: str) -> int:
+    """How many messages a turn adds to the current branch: a chat two; a regenerated reply, an edited
+    question with its reply, a continued reply none (they replace, or extend, what was there)."""
+    return 2 if action == "chat" else 0
 
 
 def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
@@ -287,5 +343,5 @@ def chat_hint(error: EdgechatError, exchange: Exchange) -> str | None:
 
 
 
-__all__ = ["MAX_REPLY_CHARS", "ChatTurns", "Exchange", "Turn", "chat_hint", "new_idempotency_key",
-           "skip_echo"]
+__all__ = ["MAX_REPLY_CHARS", "ChatTurns", "Exchange", "Turn", "added_messages", "chat_hint",
+           "new_idempotency_key", "skip_echo", "turn_request"]

@@ -11,11 +11,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from edgechat_tui.backends.base import Agent
 from edgechat_tui.core.errors import EdgechatError, InvalidUserId
 from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.core.userid import validate_user_id
-from edgechat_tui.ui.commands.host import CommandHost
+from edgechat_tui.ui.commands.account import command_setup, pick_profile
+from edgechat_tui.ui.commands.copying import command_copy
+from edgechat_tui.ui.commands.host import CommandHost, agent_or_say, conversation_or_shown
+from edgechat_tui.ui.commands.models import command_model, command_usage
 from edgechat_tui.ui.commands.registry import Invocation, Suggestion, invocation_problem, suggest
 from edgechat_tui.ui.messages import QuitRequested
 
@@ -36,22 +38,17 @@ async def run_command(host: CommandHost, invocation: Invocation) -> None:
     await HANDLERS[invocation.command.name](host, invocation.arg)
 
 
-def complete(text: str, *, themes: Iterable[str]) -> list[Suggestion]:
-    """Completions for the input's text: command names, and model ids or themes as arguments."""
-    models: list[str] = []
+def complete(text: str, *, themes: Iterable[str], models: Iterable[str] | None = None) -> list[Suggestion]:
+    """Completions for the input's text: command names, and model ids (``models``, else the built-in
+    table's) or themes as arguments."""
+    ids: list[str] = []
     if text.startswith("/model"):
-        from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
+        if models is None:
+            from edgechat_tui.backends.local.context import CONTEXT_WINDOWS
 
-        models = list(CONTEXT_WINDOWS)
-    return suggest(text, themes=list(themes) if text.startswith("/theme") else [], models=models)
-
-
-def _agent_or_say(host: CommandHost) -> Agent | None:
-    session = host.session
-    if not session.ready:
-        host.notify("Not connected yet: try again in a moment.", severity="warning", markup=False)
-        return None
-    return session.agent
+            models = CONTEXT_WINDOWS
+        ids = list(models)
+    return suggest(text, themes=list(themes) if text.startswith("/theme") else [], models=ids)
 
 
 async def command_help(host: CommandHost, arg: str) -> None:
@@ -73,7 +70,7 @@ async def command_clear(host: CommandHost, arg: str) -> None:
     if host.streaming:
         await host.say_error(BUSY)
         return
-    agent = _agent_or_say(host)
+    agent = agent_or_say(host)
     if agent is None:
         return
     if not agent.info.can_reset:
@@ -102,12 +99,20 @@ async def _reset_conversation(host: CommandHost) -> None:
         await host.say_error(error)
         return
     await host.chat_log.show_conversation([], user=host.user)
+    library = getattr(host, "library", None)  # the conversation library's header and list follow
+    if library is not None:
+        await library.refresh_current()
     where = f" to {archived}" if archived else ""
     await host.say(f"Conversation archived{where}. This is a new conversation.")
+    # What the status line said (the last reply's figures, a failure) was about the old one.
+    host.show_ready("new conversation")
     host.refresh_context()
 
 
 async def command_user(host: CommandHost, arg: str) -> None:
+    if not arg:
+        await pick_profile(host)
+        return
     try:
         name = validate_user_id(arg)
     except InvalidUserId as error:
@@ -123,39 +128,8 @@ async def command_user(host: CommandHost, arg: str) -> None:
     host.request_switch(name)
 
 
-async def command_model(host: CommandHost, arg: str) -> None:
-    from edgechat_tui.backends.local.context import CONTEXT_WINDOWS, context_window_for
-
-    agent = _agent_or_say(host)
-    if agent is None:
-        return
-    settings = host.session.settings
-    if not arg:
-        model = agent.info.model or "chosen by the agent"
-        text = f"Model: {model}."
-        if agent.info.mode == "local" and agent.info.model:
-            window = context_window_for(agent.info.model, settings.context_window)
-            text += f" Context window: {window:,} tokens."
-        text += " Change it for this session with /model ID. Known: " + ", ".join(CONTEXT_WINDOWS)
-        await host.say(text)
-        return
-    try:
-        host.session.use_model(arg)
-    except EdgechatError as error:
-        await host.say_error(error)
-        return
-    host.show_info_header()
-    await host.say(f"Replies now come from {arg} (for this session; to keep it: "
-                   f"edgechat config set model {arg}).")
-    if arg not in CONTEXT_WINDOWS and not settings.context_window:
-        window = context_window_for(arg)
-        await host.say(f"edgechat does not know the context window of {arg}; it assumes {window:,} "
-                       "tokens (set context_window in the config to change that).", warning=True)
-    host.refresh_context()
-
-
 async def command_system(host: CommandHost, arg: str) -> None:
-    agent = _agent_or_say(host)
+    agent = agent_or_say(host)
     if agent is None:
         return
     if not arg:
@@ -174,40 +148,27 @@ async def command_system(host: CommandHost, arg: str) -> None:
 async def command_export(host: CommandHost, arg: str) -> None:
     from edgechat_tui.storage.export import default_export_path, export_conversation
 
-    agent = _agent_or_say(host)
+    agent = agent_or_say(host)
     if agent is None:
         return
-    try:
-        messages = await agent.history()
-    except EdgechatError as error:
-        await host.say_error(error)
+    found = await conversation_or_shown(host, agent)
+    if found is None:
         return
-    note = ""
-    if messages is None:
-        messages = host.messages_shown()
-        note = " (this agent does not share its history: only this session's messages)"
+    messages, session_only = found
+    note = " (this agent does not share its history: only this session's messages)" if session_only else ""
     path = Path(arg) if arg else default_export_path(host.user)
+    library = getattr(host, "library", None)
+    current = library.current if library is not None and not session_only else None
     try:
         written = await asyncio.to_thread(export_conversation, path, host.user, messages,
-                                          model=agent.info.model)
+                                          model=agent.info.model,
+                                          title=current.title if current is not None else None,
+                                          chat=current.id if current is not None else None)
     except EdgechatError as error:
         await host.say_error(error)
         return
     kind = "JSON" if written.suffix.lower() == ".json" else "Markdown"
     await host.say(f"Exported {len(messages):,} messages as {kind} to {written}{note}.")
-
-
-async def command_copy(host: CommandHost, arg: str) -> None:
-    reply = next((entry for entry in reversed(host.chat_log.entries)
-                  if entry.kind == "assistant" and entry.text and not entry.live), None)
-    if reply is None:
-        await host.say("There is no reply to copy yet.")
-        return
-    text = sanitize(reply.text)
-    host.app.copy_to_clipboard(text)
-    await host.say(f"Copied the last reply ({len(text):,} characters) to the clipboard. It travels "
-                   "as an OSC 52 sequence: if it does not arrive, your terminal does not let programs "
-                   "set the clipboard.")
 
 
 async def command_theme(host: CommandHost, arg: str) -> None:
@@ -228,10 +189,16 @@ HANDLERS: dict[str, Handler] = {
     "clear": command_clear,
     "user": command_user,
     "model": command_model,
+    "usage": command_usage,
     "system": command_system,
     "export": command_export,
     "copy": command_copy,
     "retry": command_retry,
     "theme": command_theme,
+    "setup": command_setup,
     "quit": command_quit,
 }
+
+from edgechat_tui.ui.commands.library import LIBRARY_HANDLERS  # noqa: E402 - the library's commands
+
+HANDLERS.update(LIBRARY_HANDLERS)

@@ -48,6 +48,8 @@ class ChatCommands(Provider):
             await screen.action_load_earlier()
         elif action.line == "latest":
             await screen.action_latest()
+        elif action.line == "first":
+            await screen.action_first()
         elif action.line == "export-json":
             from edgechat_tui.storage.export import default_export_path
 

@@ -44,15 +44,28 @@ class SlashCommand:
 SLASH_COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("help", "/help", "list the commands and keys"),
     SlashCommand("clear", "/clear", "archive this conversation and start a new one (asks first)"),
-    SlashCommand("user", "/user NAME", "switch to another profile", "required"),
-    SlashCommand("model", "/model [ID]", "show the model, or use another for this session", "optional"),
+    SlashCommand("new", "/new", "start a new conversation (this one stays in the list)"),
+    SlashCommand("chats", "/chats [archived|trash]", "the conversation list (also Ctrl+B)", "optional"),
+    SlashCommand("title", "/title TEXT", "set this conversation's title", "required"),
+    SlashCommand("search", "/search TEXT", "find messages in every conversation", "required"),
+    SlashCommand("regen", "/regen", "a new version of the last reply (also Ctrl+G)"),
+    SlashCommand("edit", "/edit", "change your last message; sending it makes a branch"),
+    SlashCommand("continue", "/continue", "go on with a reply that stopped (max_tokens, or Esc)"),
+    SlashCommand("user", "/user [NAME]", "switch to another profile (without a name: pick one)",
+                 "optional"),
+    SlashCommand("model", "/model [ID]", "choose from your account's models, or use ID, for this session",
+                 "optional"),
+    SlashCommand("usage", "/usage",
+                 "tokens and estimated cost: this conversation's, and today's in every one"),
     SlashCommand("system", "/system [TEXT]", "show the system prompt, or set it for this session",
                  "optional"),
     SlashCommand("export", "/export [PATH]", "save the conversation as Markdown (.json: as JSON)",
                  "optional"),
-    SlashCommand("copy", "/copy", "copy the last reply to the clipboard"),
+    SlashCommand("copy", "/copy [N]", "copy the last reply's Markdown (N: the Nth from the newest)",
+                 "optional"),
     SlashCommand("retry", "/retry", "send the message that failed again"),
     SlashCommand("theme", "/theme [NAME]", "show the colour theme, or change it (saved)", "optional"),
+    SlashCommand("setup", "/setup", "enter the Cloudflare account id and API token (checked, saved)"),
     SlashCommand("quit", "/quit", "leave edgechat"),
 )
 _BY_NAME = {command.name: command for command in SLASH_COMMANDS}
@@ -140,10 +153,14 @@ def suggest(
         candidates = sorted(models)
     else:
         return []
-    needle = partial.strip().lower()
-    matches = [name for name in candidates if needle in name.lower() and name != partial.strip()]
-    # Names that start with what was typed come first.
-    matches.sort(key=lambda name: (not name.lower().startswith(needle), name))
+    typed = partial.strip()
+    needle = typed.lower()
+    if typed in candidates and not any(name != typed and needle in name.lower() for name in candidates):
+        return []  # typed in full, and nothing else matches: nothing to offer
+    matches = [name for name in candidates if needle in name.lower()]
+    # What was typed in full comes first (Enter runs it, not a longer name that contains it), then
+    # the names that start with it.
+    matches.sort(key=lambda name: (name != typed, not name.lower().startswith(needle), name))
     return [
         Suggestion(label=name, replacement=f"/{command.name} {name}", complete=True)
         for name in matches[:limit]
@@ -180,7 +197,7 @@ class PaletteAction:
     title: str
     help: str
     #: A command line to run, or (when it ends in a space) to put in the input for completion;
-    #: or the name of a screen action (``stop``, ``load-earlier``, ``latest``, ``export-json``).
+    #: or the name of a screen action (``stop``, ``load-earlier``, ``latest``, ``first``, ``export-json``).
     line: str
     #: Only offered when this is true of the chat screen.
     when: Callable[[_ScreenState], bool] | None = None
@@ -199,15 +216,27 @@ PALETTE_ACTIONS: tuple[PaletteAction, ...] = (
     PaletteAction("Stop the reply", "keep what arrived, marked stopped", "stop", _streaming),
     PaletteAction("Retry the failed message", "send it again", "/retry", _has_failed),
     PaletteAction("Clear the conversation", "archive it and start a new one (asks first)", "/clear"),
+    PaletteAction("New conversation", "this one stays in the list", "/new"),
+    PaletteAction("Conversations", "the list: open, rename, archive, restore, delete", "/chats"),
+    PaletteAction("Archived conversations", "the archive, to read or restore", "/chats archived"),
+    PaletteAction("Search conversations…", "/search TEXT: every conversation", "/search "),
+    PaletteAction("Set the title…", "/title TEXT", "/title "),
+    PaletteAction("Regenerate the last reply", "a new version, the old one kept", "/regen"),
+    PaletteAction("Edit the last message", "sending it makes a branch", "/edit"),
+    PaletteAction("Continue the reply", "go on with a reply that stopped", "/continue"),
     PaletteAction("Switch user…", "/user NAME: another profile", "/user "),
-    PaletteAction("Show the model", "and the models edgechat knows", "/model"),
+    PaletteAction("Choose a model", "from your account's models: window, price, function calls", "/model"),
+    PaletteAction("Pick a profile", "the profiles on this machine, to switch to", "/user"),
+    PaletteAction("Set up the credentials", "the account id and API token (checked, then saved)", "/setup"),
     PaletteAction("Change the model…", "/model ID: for this session", "/model "),
+    PaletteAction("Show usage and cost", "tokens, neurons, dollars: this conversation and today", "/usage"),
     PaletteAction("Show the system prompt", "", "/system"),
     PaletteAction("Set the system prompt…", "/system TEXT: for this session", "/system "),
     PaletteAction("Export as Markdown", "to a new file in the current directory", "/export"),
     PaletteAction("Export as JSON", "to a new file in the current directory", "export-json"),
-    PaletteAction("Copy the last reply", "to the clipboard (OSC 52)", "/copy"),
+    PaletteAction("Copy the last reply", "its Markdown, to the clipboard", "/copy"),
     PaletteAction("Load earlier messages", "mount the previous page of the conversation", "load-earlier"),
     PaletteAction("Jump to the newest message", "", "latest"),
+    PaletteAction("Jump to the first message", "the start of the conversation (Ctrl+Home)", "first"),
     PaletteAction("Quit", "leave edgechat", "/quit"),
 )

@@ -30,6 +30,7 @@ from edgechat_tui.ui.markdown.inline import (
     inline_content,
 )
 from edgechat_tui.ui.markdown.lexers import TAB_SIZE
+from edgechat_tui.ui.markdown.selection import CODE_LABEL, CODE_TOP, PAD, mark
 from edgechat_tui.ui.markdown.style import BULLETS, CODE_PAD, QUOTE_BAR, Line, Palette
 from edgechat_tui.ui.markdown.table import render_table
 
@@ -167,8 +168,14 @@ class BlockRenderer:
         ]
 
     def code_top(self, language: str, width: int) -> Line:
-        """The first line of a code panel: blank, with the language at its right."""
-        return self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style, language)
+        """The first line of a code panel: blank, with the language at its right.
+
+        All of it is decoration (not copied); the label is marked so that a click on it is known.
+        """
+        line = self._panel_line([], width, (self.palette.base + self.palette.code_block).rich_style, language)
+        label = len(line) - 2 if language and len(line) == 3 else -1
+        return [Segment(segment.text, mark(segment.style, CODE_LABEL if index == label else CODE_TOP))
+                for index, segment in enumerate(line)]
 
     def code_bottom(self, width: int) -> Line:
         """The last line of a code panel."""
@@ -182,7 +189,7 @@ class BlockRenderer:
         lexer = self._lexer(language) if language else None
         content = highlight(code, lexer, palette.code_tokens) if lexer is not None else Content(code)
         inner = max(width - 2 * CODE_PAD, 1)
-        pad = Segment(" " * CODE_PAD, panel_style)
+        pad = Segment(" " * CODE_PAD, mark(panel_style, PAD))  # decoration: not copied
         lines = []
         for line in content.split("\n", allow_blank=True):
             line = line.expand_tabs(TAB_SIZE)

@@ -12,36 +12,47 @@ connects, Enter is refused and the text stays in the input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
 from edgechat_tui.backends.base import Agent
+from edgechat_tui.core.catalog import ModelPrice
 from edgechat_tui.core.errors import EdgechatError
 from edgechat_tui.core.messages import ContextInfo, Message
-from edgechat_tui.ui.commands.handlers import complete, run_command
+from edgechat_tui.ui.clipboard import Clipboard
 from edgechat_tui.ui.commands.registry import (
     Invocation,
     invocation_problem,
     message_text,
     parse_slash,
 )
+from edgechat_tui.ui.history_watch import HistoryWatch
+from edgechat_tui.ui.library import Library
 from edgechat_tui.ui.messages import SwitchUser
 from edgechat_tui.ui.meter import context_text
+from edgechat_tui.ui.render_cache import session_cache_path
+from edgechat_tui.ui.screens import message_keys
+from edgechat_tui.ui.screens.dialogs import ChatDialogs
 from edgechat_tui.ui.session import Session
 from edgechat_tui.ui.turn import Turn, TurnRunner
+from edgechat_tui.ui.usage_text import reply_usage_line
 from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
+from edgechat_tui.ui.widgets.conversations import ConversationPanel
+from edgechat_tui.ui.widgets.focusable import CopyRequest, MoveFocus
 from edgechat_tui.ui.widgets.header import ChatHeader
 from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
 
 if TYPE_CHECKING:  # the Markdown widget loads with the first reply, not with the screen
+
+    from edgechat_tui.storage.tail import EarlyTail
+    from edgechat_tui.ui.commands.registry import Invocation
     from edgechat_tui.ui.widgets.reply import ReplyMarkdown
 
 __all__ = ["ChatScreen"]
@@ -54,12 +65,13 @@ KEY_HOLD = 0.06
 SWITCHING = "Switching profile: the message stays in the input; send it once the switch is done."
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(ChatDialogs, Screen[None]):
     """The main screen, showing ``session``. The app moves the session; the screen shows it."""
 
     DEFAULT_CSS = """
     ChatScreen { layout: vertical; }
     ChatScreen #composer { height: auto; }
+    ChatScreen #body { height: 1fr; }
     """
     AUTO_FOCUS = "#prompt"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -69,12 +81,22 @@ class ChatScreen(Screen[None]):
         Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False, priority=True),
         Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False, priority=True),
         Binding("ctrl+end", "latest", "Newest", show=False),
+        Binding("ctrl+home", "first", "Start", show=False),
+        Binding("ctrl+c", "ctrl_c", "Copy", show=False, priority=True),
+        Binding("ctrl+up", "focus_messages", "Messages", key_display="^↑"),
+        # The conversation library (ui/library.py).
+        Binding("ctrl+b", "chats", "Chats"),
+        Binding("ctrl+g", "regenerate", "Regenerate"),
+        Binding("alt+left", "branch(-1)", "Previous version", show=False),
+        Binding("alt+right", "branch(1)", "Next version", show=False),
+        Binding("f2", "setup", "Set up"),  # shown only once the API refused the credentials
     ]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, early: EarlyTail | None = None) -> None:
         super().__init__()
         self.session = session
         self.turns = TurnRunner(self)
+        self.turns.failure_offer = self._failure_offer
         self._preview_timer: Timer | None = None
         self._held_warnings: list[str] = []
         #: Set from the moment ``/user`` is entered until the app has switched (or failed to).
@@ -82,14 +104,23 @@ class ChatScreen(Screen[None]):
         self._switch_requests = 0
         model = None if session.remote else session.settings.model
         self._header = ChatHeader(session.user, session.mode_label, model, id="header")
-        self._log = ChatLog(id="chat")
+        self._log = ChatLog(id="chat", early=early, user=session.user)
+        self._log.describe_usage = self._describe_usage
+        self._log.drawn_path = session_cache_path(self.session)
         self._suggestions = CommandSuggestions(id="suggestions")
         self._prompt = PromptArea(id="prompt", suggestions=self._suggestions, completer=self._complete)
         self._status = StatusLine(id="status")
+        self.history_watch = HistoryWatch(self)
+        #: Where copies go (OSC 52 and the system tool); tests put a recording one here.
+        self.clipboard = Clipboard(lambda: self.app)
+        self._panel = ConversationPanel(id="library")
+        self.library = Library(self)
 
     def compose(self) -> ComposeResult:
         yield self._header
-        yield self._log
+        with Horizontal(id="body"):  # the conversation list (hidden until Ctrl+B) beside the pane
+            yield self._panel
+            yield self._log
         with Vertical(id="composer"):
             yield self._suggestions
             yield self._prompt
@@ -115,6 +146,10 @@ class ChatScreen(Screen[None]):
         return self._header
 
     @property
+    def panel(self) -> ConversationPanel:
+        return self._panel
+
+    @property
     def user(self) -> str:
         return self.session.user
 
@@ -129,6 +164,10 @@ class ChatScreen(Screen[None]):
     @property
     def streaming(self) -> bool:
         return self.turns.turn is not None
+
+    @property
+    def opening(self) -> bool:
+        return self.library.opening
 
     @property
     def streams(self) -> bool:
@@ -165,27 +204,42 @@ class ChatScreen(Screen[None]):
         if agent is None:
             return
         self.turns.retry_text = None
+        self.history_watch.forget()  # and it watches from now on (ui/history_watch.py)
         self.show_info_header()
         self._status.set_state("loading history…", "busy")
         entries: list[Entry] = []
         recall: list[str] = []
+        library_entries: list[Entry] | None = None
         try:
-            history = await agent.history()
+            library_entries = await self.library.opening_entries(agent)
+            history = await agent.history() if library_entries is None else []
         except EdgechatError as error:
             history = []
             entries.append(Entry("error", error.message, hint=error.hint,
                                  advice="The conversation could not be loaded; new messages may still work."))
-        if history is None:
+        if library_entries is not None:
+            entries[:0] = library_entries
+            recall = [entry.text for entry in library_entries if entry.kind == "user"]
+        elif history is None:
             entries.append(Entry("info", "This agent does not share its history: earlier messages are not "
                                          "shown here, though the agent may still remember them."))
         else:
             entries[:0] = [Entry.from_message(message) for message in history if message.role != "system"]
             recall = [message.content for message in history if message.role == "user"]
         self._prompt.recall_list = recall[-500:]
+        self._log.drawn_path = session_cache_path(self.session)
         # Warnings raised while the history loaded (a damaged line...) come after it.
         entries += [Entry("warning", text) for text in self._held_warnings]
         self._held_warnings.clear()
         await self._log.show_conversation(entries, user=self.user)
+
+    def reply_price(self, model: str | None) -> ModelPrice | None:
+        """A model's price, from the account's catalog or the built-in table (for the usage line)."""
+        return self.session.catalog.price_of(model)
+
+    def _describe_usage(self, entry: Entry) -> str | None:
+        """The figures under a stored reply: its tokens and cost (its time was not kept)."""
+        return reply_usage_line(entry.usage, self.session.catalog.price_of(entry.model))
 
     def switch_finished(self) -> None:
         """The app is done with a ``/user`` switch (made or failed): sending may resume."""
@@ -231,11 +285,14 @@ class ChatScreen(Screen[None]):
 
     def _show_context(self, info: ContextInfo | None) -> None:
         self._status.set_context(context_text(info) if info else None)
+        self._log.set_context_start(info.messages_sent if info else 0, info.messages_total if info else 0)
 
     # --- input --------------------------------------------------------------------------------
 
     def _complete(self, text: str) -> list:
-        return complete(text, themes=self.app.available_themes)
+        from edgechat_tui.ui.commands.handlers import complete  # the commands load after the first frame
+
+        return complete(text, themes=self.app.available_themes, models=self.session.catalog.model_ids())
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area is not self._prompt:
@@ -251,6 +308,8 @@ class ChatScreen(Screen[None]):
 
     def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
         event.stop()
+        from edgechat_tui.ui.commands.registry import parse_slash
+
         text = event.text
         invocation = parse_slash(text)
         if invocation is not None:
@@ -275,6 +334,8 @@ class ChatScreen(Screen[None]):
         is_switch = invocation.command is not None and invocation.command.name == "user"
         asked = self._switch_requests
         try:
+            from edgechat_tui.ui.commands.handlers import run_command
+
             await run_command(self, invocation)
         finally:
             if is_switch and self._switch_requests == asked:  # refused (bad name, busy...)
@@ -288,7 +349,12 @@ class ChatScreen(Screen[None]):
 
     def send(self, text: str) -> bool:
         """Start a turn with ``text``. Returns False (and says why) when it cannot be sent now."""
-        if not text.strip():
+        return self.start_turn(text, action="edit" if self.library.editing is not None else "chat")
+
+    def start_turn(self, text: str, *, action: str = "chat") -> bool:
+        """Start a turn: ``send`` (action "chat"), or the library's "edit", "regenerate", "continue"."""
+        typed = action in ("chat", "edit")
+        if typed and not text.strip():
             return False
         if self.turn is not None:
             self._refuse("A reply is still coming: wait for it, or press Esc to stop it. "
@@ -301,13 +367,17 @@ class ChatScreen(Screen[None]):
         if agent is None or not self.session.ready:
             self._refuse(self.session.busy_reason)
             return False
+        if self.library.busy_reason is not None:
+            self._refuse(self.library.busy_reason)
+            return False
         # From the prompt, the box was emptied with the Enter (keys typed since are a new text).
-        self._prompt.remember(text)
+        if typed:
+            self._prompt.remember(text)
         self.turns.retry_text = None
-        turn = Turn(text)
+        turn = Turn(text, action=action)
         self.turns.turn = turn
         self.refresh_bindings()
-        turn.worker = self.run_worker(self.turns.run(turn, agent), group="turn", exclusive=True,
+        turn.worker = self.run_worker(self.library.run_turn(turn, agent), group="turn", exclusive=True,
                                       exit_on_error=False)
         return True
 
@@ -332,13 +402,34 @@ class ChatScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.turn is not None
+            return self.turn is not None or self.library.editing is not None
         if action == "retry":
             return self.failed_text is not None and self.turn is None
+        if action == "setup":
+            return self.credentials_refused and self.turn is None
         return True
 
     def action_stop(self) -> None:
-        self.turns.stop()
+        if not self.turns.stop():
+            self.library.cancel_edit()
+
+    # The conversation library's keys and the list's requests (ui/library.py, commands/library.py).
+
+    def action_chats(self) -> None:
+        self.library.toggle_panel()
+
+    def action_regenerate(self) -> None:
+        self.run_worker(self.run_command(parse_slash("/regen")), group="command", exit_on_error=False)
+
+    def action_branch(self, step: int) -> None:
+        self.run_worker(self.library.switch(step), group="command", exit_on_error=False)
+
+    def on_conversation_panel_chosen(self, event: ConversationPanel.Chosen) -> None:
+        event.stop()
+        from edgechat_tui.ui.commands.library import panel_action
+
+        self.run_worker(panel_action(self, event.action, event.summary), group="command",
+                        exit_on_error=False)
 
     def action_retry(self) -> None:
         self.retry()
@@ -359,30 +450,32 @@ class ChatScreen(Screen[None]):
             self._prompt.clear()
         return self.send(text)
 
-    def action_help(self) -> None:
-        from edgechat_tui.ui.screens.help import HelpScreen
-
-        self.app.push_screen(HelpScreen())
-
-    def ask(self, question: str, *, yes: str, no: str, answered: Callable[[bool | None], None]) -> None:
-        """A yes/no dialog over the chat (``/clear``)."""
-        from edgechat_tui.ui.screens.confirm import ConfirmScreen
-
-        self.app.push_screen(ConfirmScreen(question, yes=yes, no=no), answered)
-
     def action_scroll_chat(self, direction: int) -> None:
-        if direction < 0:
-            self._log.scroll_page_up()
-        else:
-            self._log.scroll_page_down()
+        self._log.page(direction)  # a screen per press, every press counted (chat_log.py)
 
     async def action_latest(self) -> None:
-        if self._log.window[1] < len(self._log.entries):
-            await self._log.jump_to_end()
+        await self._log.jump_to_end()
         self._log.scroll_to_latest()
+
+    async def action_first(self) -> None:
+        await self._log.jump_to_start()
 
     async def action_load_earlier(self) -> None:
         await self._log.load_earlier()
+
+    def action_ctrl_c(self) -> None:
+        message_keys.ctrl_c(self)
+
+    def action_focus_messages(self) -> None:
+        message_keys.focus_last_message(self)
+
+    def on_copy_request(self, request: CopyRequest) -> None:
+        request.stop()
+        message_keys.copy_to_clipboard(self, request.text, request.what)
+
+    async def on_move_focus(self, move: MoveFocus) -> None:
+        move.stop()
+        await message_keys.move_focus(self, move.widget, move.step, move.typed)
 
     # --- notices ------------------------------------------------------------------------------
 

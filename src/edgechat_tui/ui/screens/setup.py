@@ -65,6 +65,17 @@ def explain_failure(error: EdgechatError, *, account_id: str, model: str, stage:
     return f"The check failed: {detail}{hint}"
 
 
+def env_override_notice(settings: Settings) -> str | None:
+    """When the environment sets a credential, it wins over the file at the next start: say so."""
+    names = [OPTIONS[key].env_var for key in ("account_id", "api_token")
+             if settings.sources.get(key, "").startswith("env")]
+    if not names:
+        return None
+    return (f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} set in the environment, which "
+            "wins over the config file: this session uses the new credentials, but the next start will "
+            f"use the environment's again. Update or unset {'it' if len(names) == 1 else 'them'}.")
+
+
 class SetupScreen(Screen[Settings | None]):
     """Asks for the account id and token. Dismisses with the new settings, or None on Esc."""
 
@@ -90,9 +101,11 @@ class SetupScreen(Screen[Settings | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "leave", "Leave without saving")]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, in_app: bool = False) -> None:
         super().__init__()
         self.settings = settings
+        #: Opened from the chat (``/setup``): Esc goes back to it instead of leaving edgechat.
+        self.in_app = in_app
         self.checking = False
 
     def compose(self) -> ComposeResult:
@@ -113,8 +126,9 @@ class SetupScreen(Screen[Settings | None]):
             with Horizontal():
                 yield Button("Check and save", id="save", variant="primary")
             yield Static("", id="progress")
-            yield Static(Content(f"Esc leaves without saving. Saved to: {self.settings.config_path}"),
-                         id="leave")
+            leave = ("Esc goes back to the chat, nothing saved." if self.in_app
+                     else "Esc leaves without saving.")
+            yield Static(Content(f"{leave} Saved to: {self.settings.config_path}"), id="leave")
 
     def on_mount(self) -> None:
         if not getattr(self.app, "cursor_blink", True):  # screenshots must not depend on the blink

@@ -13,28 +13,48 @@ seconds to lay out. This widget is a single line-API widget instead:
 * a width or theme change re-renders the kept blocks from their source.
 
 All text is untrusted: it is sanitised here (ESC, C0/C1 controls, escape sequences split across
-chunks) and never meets a markup parser. Links are shown as text with their URL; nothing clicks.
+chunks) and never meets a markup parser. Links are shown as text with their URL; nothing clicks
+but a code block's language label, which copies the block.
+
+The widget takes part in Textual's text selection: each drawn line carries the text offsets of its
+characters, a selection is drawn in the ``screen--selection`` style, and ``get_selection`` gives
+the selected part of the text as drawn (:mod:`edgechat_tui.ui.markdown.selection`: decoration such
+as the code panel's padding is neither highlighted nor copied).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from time import monotonic
 from typing import ClassVar
 
 from rich.segment import Segment
+from rich.style import Style as RichStyle
 from textual.content import Content
+from textual.events import Click
 from textual.geometry import Region, Size
 from textual.message import Message
+from textual.selection import Selection
 from textual.strip import Strip
+from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.core.sanitize import StreamSanitizer
 from edgechat_tui.ui.markdown import lexers
 from edgechat_tui.ui.markdown.blocks import BlockSplitter, new_parser
+from edgechat_tui.ui.markdown.code_blocks import CodeBlock
 from edgechat_tui.ui.markdown.document import RenderedDocument
+from edgechat_tui.ui.markdown.selection import (
+    CODE_LABEL,
+    MARK,
+    code_top_lines,
+    highlighted,
+    with_offsets,
+)
 from edgechat_tui.ui.markdown.style import Palette
 from edgechat_tui.ui.widgets.reply_background import BackgroundSteps
+from edgechat_tui.ui.widgets.reply_select import ReplySelection
 from edgechat_tui.ui.widgets.reply_style import REPLY_COMPONENT_CLASSES, REPLY_CSS, build_palette
 
 
@@ -48,7 +68,17 @@ async def preload_code_colours(languages: tuple[str, ...] = lexers.COMMON_LANGUA
     await asyncio.to_thread(lexers.preload, languages)
 
 
-class ReplyMarkdown(BackgroundSteps, Widget):
+def drawn_line(segments: list[Segment], y: int, width: int, base: Style | None) -> Strip:
+    """Line ``y`` of a reply as drawn ``width`` cells wide: its segments with their text offsets (for
+    selection), cut to the width or filled out in the base style (``base``: the palette's)."""
+    length = Segment.get_line_length(segments)
+    if length < width:
+        return Strip(with_offsets(segments, y, width - length, base.rich_style if base is not None else None),
+                     width)
+    return Strip(with_offsets(segments, y), length).crop(0, width)
+
+
+class ReplyMarkdown(BackgroundSteps, ReplySelection, Widget):
     """A reply rendered as Markdown; feed it with ``append`` and end it with ``finish``.
 
     ``ReplyMarkdown(text)`` shows a complete reply (history); ``ReplyMarkdown(final=False)``
@@ -112,6 +142,9 @@ class ReplyMarkdown(BackgroundSteps, Widget):
         #: Set when rendering raised: from then on the text is shown plain (``_plain_lines``).
         self.failure: BaseException | None = None
         self._plain: tuple[int, list[list[Segment]]] | None = None
+        self._code_blocks: tuple[str, list[CodeBlock]] = ("", [])
+        self._restyle: Callable[[RichStyle | None], RichStyle] | None = None
+        self._selection: Selection | None = None
         self._add(text)
         if final:
             self.finish()
@@ -186,6 +219,19 @@ class ReplyMarkdown(BackgroundSteps, Widget):
     def rendering_in_background(self) -> bool:
         """True while a background step renders part of this reply."""
         return self._step_running
+
+    # -- selection and code blocks (more in reply_select.py) ---------------------------------
+
+    def on_click(self, event: Click) -> None:
+        """A click on a code block's language label copies that block."""
+        if event.style.meta.get(MARK) != CODE_LABEL:
+            return
+        event.stop()
+        y = event.y
+        index = sum(1 for top in code_top_lines(self._shown_lines()) if top <= y) - 1
+        request = self.code_copy_request(index)
+        if request is not None:
+            self.post_message(request)
 
     # -- text intake ----------------------------------------------------------------------------
 
@@ -389,8 +435,7 @@ class ReplyMarkdown(BackgroundSteps, Widget):
             segments = plain[y] if y < len(plain) else []
         else:
             segments = document.line(y)
-        length = Segment.get_line_length(segments)
-        if length < width:
-            base = document.palette.base.rich_style if document.palette is not None else None
-            return Strip([*segments, Segment(" " * (width - length), base)], width)
-        return Strip(segments, length).crop(0, width)
+        selection = self._selection
+        if selection is not None and (span := selection.get_span(y)) is not None:
+            segments = highlighted(segments, span, self._selection_restyle())
+        return drawn_line(segments, y, width, document.palette.base if document.palette is not None else None)

@@ -9,79 +9,44 @@ from textual.style import Style
 from textual.widget import Widget
 
 from edgechat_tui.ui.markdown.style import Palette, resolve_code_theme
+from edgechat_tui.ui.widgets.reply_css import REPLY_COMPONENT_CLASSES, REPLY_CSS
 
 __all__ = ["REPLY_COMPONENT_CLASSES", "REPLY_CSS", "build_palette"]
 
-REPLY_CSS = """
-    ReplyMarkdown {
-        width: 1fr;
-        height: auto;
-        & > .reply--h1 {
-            color: $markdown-h1-color; background: $markdown-h1-background;
-            text-style: $markdown-h1-text-style;
-        }
-        & > .reply--h2 {
-            color: $markdown-h2-color; background: $markdown-h2-background;
-            text-style: $markdown-h2-text-style;
-        }
-        & > .reply--h3 {
-            color: $markdown-h3-color; background: $markdown-h3-background;
-            text-style: $markdown-h3-text-style;
-        }
-        & > .reply--h4 {
-            color: $markdown-h4-color; background: $markdown-h4-background;
-            text-style: $markdown-h4-text-style;
-        }
-        & > .reply--h5 {
-            color: $markdown-h5-color; background: $markdown-h5-background;
-            text-style: $markdown-h5-text-style;
-        }
-        & > .reply--h6 {
-            color: $markdown-h6-color; background: $markdown-h6-background;
-            text-style: $markdown-h6-text-style;
-        }
-        &:dark > .reply--code-inline { background: $warning 10%; color: $text-warning 95%; }
-        &:light > .reply--code-inline { background: $error 5%; color: $text-error 95%; }
-        & > .reply--code-block { background: black 15%; }
-        &:light > .reply--code-block { background: black 5%; }
-        & > .reply--code-label { color: $text-muted; }
-        & > .reply--link { color: $link-color; text-style: $link-style; }
-        & > .reply--link-url { color: $text-muted; }
-        & > .reply--quote { color: $text-muted; text-style: italic; }
-        & > .reply--quote-bar { color: $text-primary 60%; }
-        & > .reply--bullet { color: $text-primary; }
-        & > .reply--rule { color: $foreground 30%; }
-        & > .reply--table-border { color: $foreground 30%; }
-        & > .reply--table-header { color: $text-primary; text-style: bold; }
-        &:ansi > .reply--code-inline { background: ansi_default; color: ansi_yellow; }
-        &:ansi > .reply--code-block { background: ansi_default; }
-    }
-"""
+# Palettes already resolved, by what resolving one depends on (see ``_palette_key``): every reply
+# on screen resolves the same ~20 component styles against the same CSS, each time ~1-2 ms, and
+# the replies drawn in the first frame pay it before that frame. A few entries: themes, contexts.
+_PALETTES: dict[tuple[object, ...], tuple[object, Palette]] = {}
+_PALETTES_KEPT = 16
 
-REPLY_COMPONENT_CLASSES: set[str] = {
-    "reply--h1",
-    "reply--h2",
-    "reply--h3",
-    "reply--h4",
-    "reply--h5",
-    "reply--h6",
-    "reply--code-inline",
-    "reply--code-block",
-    "reply--code-label",
-    "reply--link",
-    "reply--link-url",
-    "reply--quote",
-    "reply--quote-bar",
-    "reply--bullet",
-    "reply--rule",
-    "reply--table-border",
-    "reply--table-header",
-}
+
+def _palette_key(widget: Widget, base: Style) -> tuple[object, ...]:
+    """Everything the component styles of ``widget`` are resolved from: the stylesheet's rules (by
+    identity: a reparse makes new ones), the theme, the colour mode, the widget's own style and
+    the classes and pseudo-classes of the widget and each of its ancestors (what selectors match)."""
+    app = widget.app
+    nodes = tuple((type(node).__name__, frozenset(node.classes), frozenset(node.get_pseudo_classes()))
+                  for node in widget.ancestors_with_self)
+    return (id(app.stylesheet.rules), app.theme, app.native_ansi_color, base, nodes)
 
 
 def build_palette(widget: Widget) -> Palette:
-    """The reply's styles resolved from ``widget``'s CSS and the app's theme."""
+    """The reply's styles resolved from ``widget``'s CSS and the app's theme (resolved once for
+    every reply that would resolve them alike)."""
     base = widget.visual_style
+    key = _palette_key(widget, base)
+    found = _PALETTES.get(key)
+    if found is not None and found[0] is widget.app.stylesheet.rules:
+        return found[1]
+    palette = _resolve_palette(widget, base)
+    if len(_PALETTES) >= _PALETTES_KEPT:
+        _PALETTES.pop(next(iter(_PALETTES)))
+    # The rules object is kept with the entry, so its id cannot be reused by another while cached.
+    _PALETTES[key] = (widget.app.stylesheet.rules, palette)
+    return palette
+
+
+def _resolve_palette(widget: Widget, base: Style) -> Palette:
 
     def style(name: str) -> Style:
         # The full style, so "auto" colours are worked out against this widget's background;
