@@ -320,6 +320,37 @@ async def test_search_highlights_and_opens_the_conversation_at_the_message(setti
         assert "zeppelin" in screen_text(app)
 
 
+async def test_a_search_hit_in_a_conversation_that_fits_the_pane_shows_all_of_it(settings):
+    # The pane showed a shorter conversation at its foot (Textual's anchor: a negative scroll
+    # offset); opening the hit must not keep that offset for the new one (it hid the newer turn).
+    data = settings.data_dir
+    write_conversation(data, "alice", [("alpha one", "reply one"), ("alpha two", "reply two")], day=1,
+                       title="Alpha")
+    write_conversation(data, "alice", [("beta one", "reply beta")], day=2, title="Beta")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_library(pilot)
+        assert "beta one" in screen_text(app)
+        for hit in (0, 1):  # the newest match ("alpha two"), then the oldest ("alpha one")
+            await run(pilot, "/search alpha")
+            await wait_until(pilot, lambda: isinstance(app.screen, SearchScreen), what="the results")
+            for _ in range(hit):
+                await pilot.press("down")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.chat.header.title == "Alpha", what="the conversation")
+            await wait_library(pilot)
+
+            def all_shown() -> bool:
+                text = screen_text(app)
+                return all(words in text for words in ("alpha one", "reply one", "alpha two", "reply two"))
+
+            await wait_until(pilot, all_shown, what="every message of the hit's conversation")
+            log = app.chat.chat_log
+            assert 0 <= log.scroll_y <= log.max_scroll_y or log.max_scroll_y == 0
+            last = log.entries[-1].widget
+            assert last is not None and last.region.bottom <= log.region.bottom  # none cut off below
+
+
 async def test_search_with_nothing_found_says_so(settings):
     write_conversation(settings.data_dir, "alice", 1, day=1)
     app = make_app(settings)

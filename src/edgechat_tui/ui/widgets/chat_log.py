@@ -191,9 +191,14 @@ class ChatLog(EarlyView, ContextLine, PagingMixin, VerticalScroll):
         mounted below would pull the view down to mount the next: a runaway to the end.
         """
         if follow:
-            # Armed but released: the view re-anchors when the user reaches the bottom.
+            # Armed but released: the view re-anchors when the user reaches the bottom. A pane whose
+            # content fits has nothing to scroll: it is at its bottom, whatever offset the last
+            # anchored layout left it (Textual's anchor puts short content at the foot with a
+            # negative one, which no scroll moves), and the next layout anchors it to this content.
             self._anchored = True
-            self._anchor_released = self.scroll_y < self.max_scroll_y
+            self._anchor_released = 0 < self.max_scroll_y and self.scroll_y < self.max_scroll_y
+            if not self._anchor_released:
+                self.refresh(layout=True)
         else:
             self._anchored = False
 
