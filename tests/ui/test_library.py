@@ -496,6 +496,46 @@ async def test_edit_makes_a_branch_of_the_question(settings, fake):
                          what="the first version back")
 
 
+async def test_the_focused_message_s_versions_switch_whatever_is_newer(settings, fake):
+    # A question with two versions, the first of which has a reply with two: Alt+←/→ on the
+    # focused question move between the questions (not the newer reply's versions), and the
+    # focus stays on the question.
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_library(pilot)
+        fake.enqueue(Reply("cats one"))
+        await send(pilot, "tell me about cats")
+        await wait_library(pilot)
+        fake.enqueue(Reply("cats two"))
+        await run(pilot, "/regen")
+        await wait_until(pilot, lambda: pane(app)[-1] == ("assistant", "cats two", (2, 2)), what="the regen")
+        await wait_library(pilot)
+        await run(pilot, "/edit")
+        await wait_until(pilot, lambda: app.chat.library.editing is not None, what="the edit")
+        app.chat.prompt.set_text("tell me about dogs")
+        fake.enqueue(Reply("dogs one"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane(app)[-1][1] == "dogs one", what="the edited branch")
+        await wait_library(pilot)
+        await pilot.press("alt+left")  # nothing focused: the newest message with versions, the question
+        cats = [("user", "tell me about cats", (1, 2)), ("assistant", "cats two", (2, 2))]
+        await wait_until(pilot, lambda: pane(app) == cats, what="the first question back")
+        await pilot.press("ctrl+up", "up")  # the focus onto the question
+        log = app.chat.chat_log
+        question = log.entries[0]
+        await wait_until(pilot, lambda: app.chat.focused is question.widget, what="the question focused")
+        await pilot.press("alt+right")
+        dogs = [("user", "tell me about dogs", (2, 2)), ("assistant", "dogs one", None)]
+        await wait_until(pilot, lambda: pane(app) == dogs, what="the edited question again")
+        await wait_until(pilot, lambda: app.chat.focused is log.entries[0].widget, what="the focus kept")
+        await pilot.press("alt+left")
+        await wait_until(pilot, lambda: pane(app) == cats, what="the first question again")
+        await pilot.press("escape")  # the focus back to the input: the newest with versions, the reply
+        await wait_until(pilot, lambda: app.chat.focused is app.chat.prompt, what="the input focused")
+        await pilot.press("alt+left")
+        await wait_until(pilot, lambda: pane(app)[-1] == ("assistant", "cats one", (1, 2)), what="the reply")
+
+
 async def test_edit_cancelled_with_esc_and_a_failed_edit_keeps_the_text(settings, fake):
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:

@@ -375,8 +375,9 @@ class Library:
 
     # --- branches -----------------------------------------------------------------------------
 
-    async def switch(self, step: int) -> None:
-        """Alt+←/→: show the previous or next version of the newest message that has several."""
+    async def switch(self, step: int, *, at: str | None = None) -> None:
+        """Alt+←/→: show the previous or next version of message ``at`` (the focused one) if it has
+        several, else of the newest message that has several. The focus stays on the message moved."""
         conversations = self.conversations
         host = self.host
         if conversations is None:
@@ -388,7 +389,8 @@ class Library:
             return
         try:
             branch = await conversations.branch()
-            target = next((item for item in reversed(branch) if len(item.siblings) > 1), None)
+            several = [item for item in branch if len(item.siblings) > 1]
+            target = next((item for item in several if item.id == at), several[-1] if several else None)
             if target is None:
                 host.status.set_detail("no other versions: /regen or /edit make one")
                 return
@@ -404,6 +406,9 @@ class Library:
         moved = next((item for item in branch if item.id == other), None)
         if moved is not None:
             host.status.set_detail(version_detail(moved.position))
+            widget = next((e.widget for e in host.chat_log.entries if e.message_id == other), None)
+            if at is not None and widget is not None and widget.is_mounted and widget.can_focus:
+                widget.focus()  # it had the focus before the pane was redrawn
         host.refresh_context()
 
     def begin_edit(self, text: str) -> None:

@@ -422,7 +422,9 @@ class ChatScreen(ChatDialogs, Screen[None]):
         self.run_worker(self.run_command(parse_slash("/regen")), group="command", exit_on_error=False)
 
     def action_branch(self, step: int) -> None:
-        self.run_worker(self.library.switch(step), group="command", exit_on_error=False)
+        # The focused message's versions (Ctrl+↑, then ↑/↓ to it); else the newest message's with several.
+        at = message_keys.focused_message_id(self)
+        self.run_worker(self.library.switch(step, at=at), group="command", exit_on_error=False)
 
     def on_conversation_panel_chosen(self, event: ConversationPanel.Chosen) -> None:
         event.stop()

@@ -29,7 +29,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+B", "the conversation list: Enter opens, r renames, a archives, u restores, d deletes, "
                "v shows the archive, then the trash"),
     ("Ctrl+G", "a new version of the last reply (/regen)"),
-    ("Alt+← / Alt+→", "the previous / next version of a message marked ‹2/3›"),
+    ("Alt+← / Alt+→", "the previous / next version of the focused message (else the newest marked ‹2/3›)"),
     ("F2", "after the API refused the credentials: the setup screen (as /setup)"),
     ("PgUp / PgDn", "a screen up / down the conversation (every press counts)"),
     ("Ctrl+Home", "the first message of the conversation (Home on a message)"),

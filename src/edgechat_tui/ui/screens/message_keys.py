@@ -85,6 +85,13 @@ def _entry_index(log: ChatLog, widget: object) -> int | None:
     return None
 
 
+def focused_message_id(screen: ChatKeysHost) -> str | None:
+    """The id (in its conversation's tree) of the message that has the focus, if one has."""
+    log = screen.chat_log
+    index = _entry_index(log, screen.focused)
+    return None if index is None else log.entries[index].message_id
+
+
 def focus_last_message(screen: ChatKeysHost) -> bool:
     """Put the focus on the newest message of the pane (mounting the newest window if needed)."""
     log = screen.chat_log
