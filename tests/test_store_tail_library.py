@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 
 import pytest
 
@@ -31,6 +30,7 @@ from edgechat_tui.storage.chat_format import (
 )
 from edgechat_tui.storage.chat_tree import ChatState
 from edgechat_tui.storage.format import scan_file
+from edgechat_tui.storage.library import Library
 from edgechat_tui.storage.tail import current_conversation, read_branch_tail, read_chat_tail
 
 USER = "alice"
@@ -159,7 +159,7 @@ def test_a_branch_or_a_change_at_the_end_leaves_it_to_the_store(tmp_path, last):
     assert read_chat_tail(writer.write(tmp_path), USER, 16) is None
 
 
-def test_the_file_written_last_is_the_conversation_read(tmp_path):
+def test_an_explicit_id_and_files_that_are_not_conversations(tmp_path):
     folder = tmp_path / f"{USER}.chats"
     folder.mkdir()
     older, newer = Writer(new_chat_id(1_700_000_000_000)), Writer(new_chat_id(1_700_000_100_000))
@@ -167,15 +167,76 @@ def test_the_file_written_last_is_the_conversation_read(tmp_path):
     newer.turn()
     newer_path = newer.write(folder)
     older_path = older.write(folder)
-    past = time.time() - 100
-    os.utime(newer_path, (past, past))
-    assert current_conversation(tmp_path, USER) == older_path
+    assert current_conversation(tmp_path, USER, older.chat_id) == older_path
     assert current_conversation(tmp_path, USER, newer.chat_id) == newer_path
     (folder / "index.sqlite3").write_bytes(b"not a conversation")
     (folder / "notes.jsonl").write_bytes(b"not one either")
-    assert current_conversation(tmp_path, USER) == older_path
+    assert current_conversation(tmp_path, USER) in (older_path, newer_path)
     with pytest.raises(ValueError):
         current_conversation(tmp_path, USER, "../../etc/passwd")
+
+
+class TimedWriter(Writer):
+    """A Writer whose messages carry the time of a shared clock (ISO 8601, ms), as the store stamps them."""
+
+    def __init__(self, chat_id: str, clock: list[int]) -> None:
+        super().__init__(chat_id)
+        self.clock = clock
+        self.lines[0] = chat_header(USER, chat_id, created=self._stamp())
+
+    def _stamp(self) -> str:
+        from datetime import UTC, datetime
+
+        moment = datetime.fromtimestamp(self.clock[0] / 1000, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _message(self, role: str, parent: str | None) -> MessageEntry:
+        entry = super()._message(role, parent)
+        return MessageEntry(entry.id, entry.parent, Message(role, entry.message.content, time=self._stamp()))
+
+    def append(self) -> None:
+        if self.leaf is None or self.role[self.leaf] != "assistant":
+            return self.turn()
+        self.lines.append(encode_append(AppendEntry(self.leaf, " and more", self._stamp())))
+
+    def restore(self) -> None:
+        self.lines.append(encode_meta({"archived": False}))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_conversation_read_early_is_the_librarys_most_recent(tmp_path, seed):
+    # Conversations changed in a random order, each change written at the clock's time (the file's
+    # change time a little after the message's, as a reply is stamped as it begins): turns,
+    # continuations and regenerations move a conversation up; renames, archives and restores
+    # change its file but not its newest message. Whatever the order, the early read's file is the
+    # one the library's index calls most recent.
+    rng = random.Random(seed)
+    folder = tmp_path / f"{USER}.chats"
+    folder.mkdir()
+    clock = [1_764_000_000_000]
+
+    def write(writer: TimedWriter) -> None:
+        path = writer.write(folder)
+        written = (clock[0] + rng.randrange(0, 1_500)) / 1000
+        os.utime(path, (written, written))
+        clock[0] += rng.randrange(1, 120_000)
+
+    writers: list[TimedWriter] = []
+    for _ in range(rng.randrange(1, 7)):
+        writers.append(TimedWriter(new_chat_id(clock[0]), clock))
+        for _ in range(rng.randrange(0, 3)):
+            writers[-1].turn()
+        write(writers[-1])
+    for _ in range(rng.randrange(0, 25)):
+        writer = rng.choice(writers)
+        operation = rng.choices(["turn", "append", "regenerate", "title", "archive", "restore"],
+                                weights=[4, 1, 1, 3, 1, 1])[0]
+        getattr(writer, operation)()
+        write(writer)
+    expected = Library(tmp_path, USER, warn=lambda _m: None).most_recent()
+    if expected is None:
+        return  # every conversation archived: nothing is continued, the store's view says so
+    assert current_conversation(tmp_path, USER) == folder / f"{expected.id}.jsonl"
 
 
 def test_before_the_first_migration_the_old_history_file_is_read(tmp_path):

@@ -29,6 +29,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from edgechat_tui.core.conversations import BranchMessage
@@ -39,9 +40,11 @@ from edgechat_tui.storage.chat_format import (
     CHAT_ID,
     CHAT_KIND,
     LIBRARY_SUFFIX,
+    AppendEntry,
     MessageEntry,
     MetaEntry,
     decode_chat_record,
+    id_time_ms,
 )
 from edgechat_tui.storage.format import HISTORY_SUFFIX, Decoder, check_header, scan_records
 from edgechat_tui.storage.fs import open_regular, read_first_line, read_range
@@ -54,16 +57,26 @@ FIRST_CHUNK = 64 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 #: The first read for :func:`read_branch_tail` (a few messages: what fills a screen).
 BRANCH_CHUNK = 16 * 1024
+#: How many conversation files, changed last first, :func:`current_conversation` looks into at most.
+RECENT_LOOKS = 8
+#: How far a message's time may run ahead of its file's change time (a reply is stamped as it
+#: begins, and written as it ends, on the same clock; the slack is for clocks stepped meanwhile).
+STAMP_SLACK_MS = 2_000
+#: The records read from the end of a file for its newest message (renames may follow it).
+ACTIVITY_ENTRIES = 4
 
 
 def current_conversation(data_dir: Path, user: str, chat: str | None = None) -> Path:
     """The file holding ``user``'s conversation ``chat``, by default the one the chat screen opens.
 
-    With a library (``<user>.chats/``), the most recent conversation is the one with the newest
-    message; the file written last is taken for it, without the index (SQLite, and maybe a rebuild,
-    are the store's to do): a file changed later by a rename or an archive is caught by the checks
-    of :func:`read_chat_tail` or, at worst, by the store's view replacing the early one. Before the
-    first migration, the old single history file.
+    With a library (``<user>.chats/``), the most recent conversation is the index's: the active one
+    with the newest message (its creation when it has none; the later id on a tie). It is found
+    without the index (SQLite, and maybe a rebuild, are the store's to do): the files changed last are
+    looked into, newest change first, reading the end of each (:func:`_activity`), until the next
+    file's change is older than the newest message found. A rename, an archive or a restore changes
+    a file but not its newest message, so an older conversation renamed is not taken for the most
+    recent one. Past :data:`RECENT_LOOKS` files the newest found is taken; at worst the store's view
+    replaces the early one. Before the first migration, the old single history file.
     """
     user = validate_user_id(user)
     folder = Path(data_dir) / f"{user}{LIBRARY_SUFFIX}"
@@ -81,7 +94,52 @@ def current_conversation(data_dir: Path, user: str, chat: str | None = None) -> 
         return Path(data_dir) / f"{user}{HISTORY_SUFFIX}"
     if not files:
         return folder / f"none{HISTORY_SUFFIX}"  # nothing yet: no file, an empty view
-    return Path(max(files)[1])
+    files.sort(reverse=True)
+    best: tuple[int, str, str] | None = None  # (newest activity in ms, file name, path)
+    for changed_ns, path in files[:RECENT_LOOKS]:
+        if best is not None and changed_ns // 1_000_000 + STAMP_SLACK_MS < best[0]:
+            break  # changed before the newest message found was written: nothing newer in it
+        activity = _activity(Path(path), user)
+        found = None if activity is None else (activity, os.path.basename(path), path)
+        if found is not None and (best is None or found > best):
+            best = found
+    return Path(best[2] if best is not None else files[0][1])
+
+
+def _activity(path: Path, user: str) -> int | None:
+    """When (ms) the conversation at ``path`` last had a message, by the end of its file: the newest
+    time of a message or a continuation there, else its creation (its id's time); None when the end
+    of the file says it is archived, or it cannot be read early."""
+    tail = read_tail(path, user, ACTIVITY_ENTRIES, kind=CHAT_KIND, decode=decode_chat_record,
+                     first_chunk=BRANCH_CHUNK)
+    if tail is None:
+        return None
+    newest: int | None = None
+    archived = False
+    for entry in tail.messages:
+        when = None
+        if isinstance(entry, MessageEntry):
+            when = entry.message.time
+        elif isinstance(entry, AppendEntry):
+            when = entry.time
+        elif isinstance(entry, MetaEntry) and "archived" in entry.fields:
+            archived = bool(entry.fields["archived"])
+        ms = _stamp_ms(when)
+        if ms is not None and (newest is None or ms > newest):
+            newest = ms
+    if archived:
+        return None
+    return newest if newest is not None else id_time_ms(path.name[:-len(HISTORY_SUFFIX)])
+
+
+def _stamp_ms(when: object) -> int | None:
+    if not isinstance(when, str) or not when:
+        return None
+    try:
+        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
 
 
 def read_chat_tail(path: Path, user: str, count: int) -> Tail | None:
