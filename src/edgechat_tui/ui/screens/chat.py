@@ -12,7 +12,6 @@ connects, Enter is refused and the text stays in the input.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -30,6 +29,7 @@ from edgechat_tui.ui.messages import SwitchUser
 from edgechat_tui.ui.meter import context_text
 from edgechat_tui.ui.render_cache import session_cache_path
 from edgechat_tui.ui.screens import message_keys
+from edgechat_tui.ui.screens.chat_parts import ChatParts
 from edgechat_tui.ui.screens.dialogs import ChatDialogs
 from edgechat_tui.ui.session import Session
 from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
@@ -40,14 +40,11 @@ from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
 
 if TYPE_CHECKING:  # the Markdown widget loads with the first reply, not with the screen
-    # The turn runner, the library, the clipboard and the commands load on first use (after the
-    # first frame: see the lazy parts below), not with the screen.
+    # The turn runner, the library, the clipboard and the commands load on first use, after the
+    # first frame (ChatParts), not with the screen.
     from edgechat_tui.core.catalog import ModelPrice
     from edgechat_tui.storage.tail import EarlyTail
-    from edgechat_tui.ui.clipboard import Clipboard
     from edgechat_tui.ui.commands.registry import Invocation
-    from edgechat_tui.ui.library import Library
-    from edgechat_tui.ui.turn import Turn, TurnRunner
     from edgechat_tui.ui.widgets.reply import ReplyMarkdown
 
 __all__ = ["ChatScreen"]
@@ -60,7 +57,7 @@ KEY_HOLD = 0.06
 SWITCHING = "Switching profile: the message stays in the input; send it once the switch is done."
 
 
-class ChatScreen(ChatDialogs, Screen[None]):
+class ChatScreen(ChatParts, ChatDialogs, Screen[None]):
     """The main screen, showing ``session``. The app moves the session; the screen shows it."""
 
     DEFAULT_CSS = """
@@ -106,33 +103,6 @@ class ChatScreen(ChatDialogs, Screen[None]):
         self.history_watch = HistoryWatch(self)
         self._panel = ConversationPanel(id="library")
 
-    # --- parts made on first use: their modules load after the first frame ----------------------
-
-    @cached_property
-    def turns(self) -> TurnRunner:
-        from edgechat_tui.ui.turn import TurnRunner
-
-        turns = TurnRunner(self)
-        turns.failure_offer = self._failure_offer
-        return turns
-
-    @cached_property
-    def clipboard(self) -> Clipboard:
-        """Where copies go (OSC 52 and the system tool); tests put a recording one here."""
-        from edgechat_tui.ui.clipboard import Clipboard
-
-        return Clipboard(lambda: self.app)
-
-    @cached_property
-    def library(self) -> Library:
-        from edgechat_tui.ui.library import Library
-
-        return Library(self)
-
-    def _made(self, part: str) -> bool:
-        """Whether the lazy ``part`` exists yet (reading it would make it)."""
-        return part in self.__dict__
-
     def compose(self) -> ComposeResult:
         yield self._header
         with Horizontal(id="body"):  # the conversation list (hidden until Ctrl+B) beside the pane
@@ -173,18 +143,6 @@ class ChatScreen(ChatDialogs, Screen[None]):
     @property
     def agent(self) -> Agent | None:
         return self.session.agent
-
-    @property
-    def turn(self) -> Turn | None:
-        return self.turns.turn if self._made("turns") else None
-
-    @property
-    def streaming(self) -> bool:
-        return self.turn is not None
-
-    @property
-    def opening(self) -> bool:
-        return self._made("library") and self.library.opening
 
     @property
     def streams(self) -> bool:
