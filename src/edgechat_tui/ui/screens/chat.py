@@ -22,26 +22,16 @@ from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 
 from edgechat_tui.backends.base import Agent
-from edgechat_tui.core.catalog import ModelPrice
 from edgechat_tui.core.errors import EdgechatError
 from edgechat_tui.core.messages import ContextInfo, Message
-from edgechat_tui.ui.clipboard import Clipboard
-from edgechat_tui.ui.commands.registry import (
-    Invocation,
-    invocation_problem,
-    message_text,
-    parse_slash,
-)
 from edgechat_tui.ui.history_watch import HistoryWatch
-from edgechat_tui.ui.library import Library
 from edgechat_tui.ui.messages import SwitchUser
 from edgechat_tui.ui.meter import context_text
 from edgechat_tui.ui.render_cache import session_cache_path
 from edgechat_tui.ui.screens import message_keys
+from edgechat_tui.ui.screens.chat_parts import ChatParts
 from edgechat_tui.ui.screens.dialogs import ChatDialogs
 from edgechat_tui.ui.session import Session
-from edgechat_tui.ui.turn import Turn, TurnRunner
-from edgechat_tui.ui.usage_text import reply_usage_line
 from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
 from edgechat_tui.ui.widgets.conversations import ConversationPanel
 from edgechat_tui.ui.widgets.focusable import CopyRequest, MoveFocus
@@ -50,7 +40,9 @@ from edgechat_tui.ui.widgets.prompt import CommandSuggestions, PromptArea
 from edgechat_tui.ui.widgets.status import StatusLine
 
 if TYPE_CHECKING:  # the Markdown widget loads with the first reply, not with the screen
-
+    # The turn runner, the library, the clipboard and the commands load on first use, after the
+    # first frame (ChatParts), not with the screen.
+    from edgechat_tui.core.catalog import ModelPrice
     from edgechat_tui.storage.tail import EarlyTail
     from edgechat_tui.ui.commands.registry import Invocation
     from edgechat_tui.ui.widgets.reply import ReplyMarkdown
@@ -65,7 +57,7 @@ KEY_HOLD = 0.06
 SWITCHING = "Switching profile: the message stays in the input; send it once the switch is done."
 
 
-class ChatScreen(ChatDialogs, Screen[None]):
+class ChatScreen(ChatParts, ChatDialogs, Screen[None]):
     """The main screen, showing ``session``. The app moves the session; the screen shows it."""
 
     DEFAULT_CSS = """
@@ -95,8 +87,6 @@ class ChatScreen(ChatDialogs, Screen[None]):
     def __init__(self, session: Session, *, early: EarlyTail | None = None) -> None:
         super().__init__()
         self.session = session
-        self.turns = TurnRunner(self)
-        self.turns.failure_offer = self._failure_offer
         self._preview_timer: Timer | None = None
         self._held_warnings: list[str] = []
         #: Set from the moment ``/user`` is entered until the app has switched (or failed to).
@@ -111,10 +101,7 @@ class ChatScreen(ChatDialogs, Screen[None]):
         self._prompt = PromptArea(id="prompt", suggestions=self._suggestions, completer=self._complete)
         self._status = StatusLine(id="status")
         self.history_watch = HistoryWatch(self)
-        #: Where copies go (OSC 52 and the system tool); tests put a recording one here.
-        self.clipboard = Clipboard(lambda: self.app)
         self._panel = ConversationPanel(id="library")
-        self.library = Library(self)
 
     def compose(self) -> ComposeResult:
         yield self._header
@@ -156,18 +143,6 @@ class ChatScreen(ChatDialogs, Screen[None]):
     @property
     def agent(self) -> Agent | None:
         return self.session.agent
-
-    @property
-    def turn(self) -> Turn | None:
-        return self.turns.turn
-
-    @property
-    def streaming(self) -> bool:
-        return self.turns.turn is not None
-
-    @property
-    def opening(self) -> bool:
-        return self.library.opening
 
     @property
     def streams(self) -> bool:
@@ -239,6 +214,8 @@ class ChatScreen(ChatDialogs, Screen[None]):
 
     def _describe_usage(self, entry: Entry) -> str | None:
         """The figures under a stored reply: its tokens and cost (its time was not kept)."""
+        from edgechat_tui.ui.usage_text import reply_usage_line
+
         return reply_usage_line(entry.usage, self.session.catalog.price_of(entry.model))
 
     def switch_finished(self) -> None:
@@ -308,7 +285,7 @@ class ChatScreen(ChatDialogs, Screen[None]):
 
     def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
         event.stop()
-        from edgechat_tui.ui.commands.registry import parse_slash
+        from edgechat_tui.ui.commands.registry import invocation_problem, message_text, parse_slash
 
         text = event.text
         invocation = parse_slash(text)
@@ -374,6 +351,8 @@ class ChatScreen(ChatDialogs, Screen[None]):
         if typed:
             self._prompt.remember(text)
         self.turns.retry_text = None
+        from edgechat_tui.ui.turn import Turn
+
         turn = Turn(text, action=action)
         self.turns.turn = turn
         self.refresh_bindings()
@@ -419,6 +398,8 @@ class ChatScreen(ChatDialogs, Screen[None]):
         self.library.toggle_panel()
 
     def action_regenerate(self) -> None:
+        from edgechat_tui.ui.commands.registry import parse_slash
+
         self.run_worker(self.run_command(parse_slash("/regen")), group="command", exit_on_error=False)
 
     def action_branch(self, step: int) -> None:

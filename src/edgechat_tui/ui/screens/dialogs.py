@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgechat_tui.core.errors import AuthError, EdgechatError
-from edgechat_tui.ui.commands.registry import Invocation, find_command
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -72,5 +71,7 @@ class ChatDialogs:
 
     def action_setup(self) -> None:
         """F2 after a refused token: the setup screen, as ``/setup``."""
+        from edgechat_tui.ui.commands.registry import Invocation, find_command
+
         self.run_worker(self.run_command(Invocation(find_command("setup"), "setup", "")),
                         group="command", exit_on_error=False)

@@ -15,15 +15,17 @@ Kept apart from the screen's module so the screen only binds the keys and hands 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.app import App
 from textual.widget import Widget
 
-from edgechat_tui.ui.clipboard import Clipboard
 from edgechat_tui.ui.widgets.chat_log import ChatLog
 from edgechat_tui.ui.widgets.focusable import FocusableMessage
 from edgechat_tui.ui.widgets.prompt import PromptArea
+
+if TYPE_CHECKING:
+    from edgechat_tui.ui.clipboard import Clipboard
 
 __all__ = ["ChatKeysHost", "copy_to_clipboard", "ctrl_c", "focus_last_message", "move_focus"]
 
