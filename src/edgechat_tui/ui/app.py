@@ -80,6 +80,12 @@ class EdgechatApp(App[None]):
     Footer { background: $panel; }
     """
 
+    def get_driver_class(self) -> Any:
+        # Input bytes that are not UTF-8 become U+FFFD instead of ending the app (ui/terminal_input.py).
+        from edgechat_tui.ui.terminal_input import lenient_input
+
+        return lenient_input(super().get_driver_class())
+
     def __init__(self, settings: Settings, user: str, *, cursor_blink: bool = True,
                  handle_signals: bool = False, early: EarlyTail | None = None,
                  chat: str | None = None, new: bool = False, **kw: Any) -> None:
