@@ -139,10 +139,13 @@ async def test_archive_view_reopen_and_restore(settings):
         await wait_until(pilot, lambda: app.chat.failed_text is not None and app.chat.turn is None,
                          what="the refusal")
         assert app.chat.prompt.text == "can I write here?"
-        # Restore it from the archive: it is active again, and sending works.
+        # Restore it from the archive as the notice says: it is active again, and sending works.
         app.chat.prompt.clear()
-        await open_panel(pilot)
-        assert app.chat.panel.view == "archived"
+        note = next(text for text in notices(app) if "is archived" in text)
+        assert "(/chats archived, then u)" in note
+        await run(pilot, "/chats archived")
+        await wait_until(pilot, lambda: app.chat.panel.is_open and app.chat.panel.view == "archived"
+                         and [s.id for s in app.chat.panel.summaries] == [keep], what="the archive")
         await pilot.press("u")
         await wait_until(pilot, lambda: not app.chat.panel.summaries, what="the archive to empty")
         assert not (await app.agent.conversations.get(keep)).archived
@@ -167,11 +170,13 @@ async def test_delete_asks_and_goes_to_the_trash_restorable(settings):
         await pilot.press("n")  # No: nothing changes
         await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
         assert set(await conversation_ids(app)) == {gone, stay}
+        assert app.chat.status.detail == "nothing was deleted"
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         await pilot.press("y")
         await wait_until(pilot, lambda: [s.id for s in app.chat.panel.summaries] == [stay],
                          what="the list without it")
+        assert app.chat.status.detail != "nothing was deleted"  # it was, this time
         assert await conversation_ids(app) == [stay]
         trash = await summaries(app, deleted=True)
         assert [s.id for s in trash] == [gone] and trash[0].purge_at
@@ -203,6 +208,9 @@ async def test_deleting_the_open_conversation_starts_a_new_one(settings):
         await wait_until(pilot, lambda: app.chat.library.current is not None
                          and app.chat.library.current.id != only, what="a new conversation")
         assert pane(app) == []
+        said = notices(app)
+        assert not any("stays in the list" in text for text in said), said  # it does not: it went
+        assert any(text.startswith("Moved “Only” to the trash") and "/chats trash" in text for text in said)
         assert app.chat.panel.is_open  # the list stays, for more changes; Esc goes back to the input
         await pilot.press("escape")
         assert not app.chat.panel.is_open and app.chat.prompt.has_focus
@@ -211,6 +219,12 @@ async def test_deleting_the_open_conversation_starts_a_new_one(settings):
         current = await app.agent.conversations.current()
         assert current.id != only and current.message_count == 2
         assert [s.id for s in await summaries(app, deleted=True)] == [only]
+        await run(pilot, "/chats trash")  # as the notice says: there, u restores it
+        await wait_until(pilot, lambda: app.chat.panel.is_open and app.chat.panel.view == "trash"
+                         and [s.id for s in app.chat.panel.summaries] == [only], what="the trash")
+        await pilot.press("u")
+        await wait_until(pilot, lambda: not app.chat.panel.summaries, what="the trash to empty")
+        assert only in await conversation_ids(app)
 
 
 # --- /new, /title, the header ----------------------------------------------------------------

@@ -222,8 +222,9 @@ class Library:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(log.wait_for_refresh(), EARLY_FRAME_WAIT)
 
-    async def new(self) -> None:
-        """``/new``: a new, empty conversation; the one left stays in the list."""
+    async def new(self, *, left_gone: bool = False) -> None:
+        """``/new``: a new, empty conversation; the one left stays in the list (``left_gone``: it was
+        archived or deleted, and the line saying so follows)."""
         conversations = self.conversations
         host = self.host
         if conversations is None:
@@ -242,7 +243,8 @@ class Library:
         self.cancel_edit(quiet=True)
         host.turns.retry_text = None
         await self._show([])
-        what = f"{describe(left)} stays in the list (Ctrl+B)." if left and left.message_count else ""
+        stays = left is not None and left.message_count and not left_gone
+        what = f"{describe(left)} stays in the list (Ctrl+B)." if stays else ""
         await host.say(f"A new conversation. {what}".strip())
         host.refresh_context()
         self.refresh_list()

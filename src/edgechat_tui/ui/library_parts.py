@@ -54,7 +54,7 @@ def entries_from_branch(messages: Iterable[BranchMessage]) -> list[Entry]:
 
 
 ARCHIVED_NOTE = ("This conversation is archived: it can be read here, and restored from the list "
-                 "(Ctrl+B, v, then u) to go on with it.")
+                 "(/chats archived, then u) to go on with it.")
 
 
 def describe(summary: ConversationSummary) -> str:

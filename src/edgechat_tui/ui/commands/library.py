@@ -215,7 +215,7 @@ async def panel_action(host: CommandHost, action: str, summary: ConversationSumm
             question = f"Delete {describe(summary)} for good?\nIt is in the trash; this cannot be undone."
         else:
             question = (f"Delete {describe(summary)}?\nIt goes to the trash for 30 days and can be "
-                        "restored from there (v in this list, then u).")
+                        "restored from there (/chats trash, then u).")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -235,6 +235,7 @@ async def _change(host: CommandHost, library: Library, summary: ConversationSumm
     if host.streaming and library.current is not None and library.current.id == summary.id:
         await host.say_error(BUSY)
         return
+    host.status.set_detail(None)  # a word left by an earlier answer ("nothing was deleted") is stale now
     try:
         if what == "archive":
             changed = await conversations.archive(summary.id)
@@ -249,17 +250,18 @@ async def _change(host: CommandHost, library: Library, summary: ConversationSumm
         return
     name = describe(summary)
     if what == "archive":
-        text = f"Archived {name}: v in the list shows the archive, u restores it."
+        text = f"Archived {name}: /chats archived shows the archive, u there restores it."
     elif what == "restore":
         text = f"Restored {name}."
     elif what == "delete":
         until = f" until {changed.purge_at[:10]}" if changed is not None and changed.purge_at else ""
-        text = f"Moved {name} to the trash{until}: v v in the list shows it, u restores it."
+        text = f"Moved {name} to the trash{until}: /chats trash shows it, u there restores it."
     else:
         text = f"Deleted {name} for good."
     is_open = library.current is not None and library.current.id == summary.id
     if is_open and what in ("archive", "delete", "purge"):
-        await library.new()  # the open conversation went away: a new one takes its place
+        # The open conversation went away: a new one takes its place (the line says where it went).
+        await library.new(left_gone=True)
     elif is_open and changed is not None:
         library.current = changed
         library.refresh_list()
