@@ -62,7 +62,9 @@ def test_ids_are_crockford_base32_sortable_by_creation_and_unique() -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ("  Trip\tto\nLisbon  ", "Trip to Lisbon"),
-    ("\x1b[31mred\x1b[0m", "[31mred [0m"),  # the escape itself never survives
+    ("\x1b[31mred\x1b[0m", "red"),  # escape sequences go whole, as the pane drops them
+    ("Trip \x1b]0;evil\x07to \x9b2JLisbon\x1bP+q\x1b\\ now", "Trip to Lisbon now"),
+    ("\x1b]0;never ended", "]0;never ended"),  # not a sequence: only its control goes
     ("a\u200bb\u2028c\u202ed", "a b c d"),
     ("x" * 200, "x" * 79 + "…"),
     ("word " * 40, ("word " * 15).strip() + "…"),
@@ -237,7 +239,7 @@ def test_a_reply_lands_in_a_conversation_trashed_meanwhile_and_fails_in_one_purg
 def test_rename_cleans_and_refuses_an_empty_title(library) -> None:
     chat = turn(library, None, "q").id
     assert library.summary(chat).title == "q"  # the first words at once
-    assert library.rename(chat, "  Trip \x1b]0;evil\x07 to\nLisbon ").title == "Trip ]0;evil to Lisbon"
+    assert library.rename(chat, "  Trip \x1b]0;evil\x07 to\nLisbon ").title == "Trip to Lisbon"
     with pytest.raises(UsageError):
         library.rename(chat, " \n\x1b ")
     assert library.set_model_title(chat, "Model title") is False  # the user's title stays
@@ -287,6 +289,20 @@ def test_a_snippet_is_one_line_around_the_match_with_exact_highlights(library) -
     assert hit.snippet.startswith("…") and hit.snippet.endswith("…") and len(hit.snippet) <= 162
     [(start, end)] = hit.highlights
     assert hit.snippet[start:end] == "NEEDLE"
+
+
+def test_words_inside_escape_sequences_are_not_found_and_snippets_carry_no_fragment(library) -> None:
+    # The pane drops whole sequences; search finds and shows what the pane shows, for every kind.
+    hostile = ("visible words \x1b]0;owned\x07 then \x1b[38;5;196mred\x1b[0m and C1 \x9b2Jcleared "
+               "\x1bP+qowned\x1b\\ dcs \x1b_owned\x1b\\ apc, visible end")
+    chat = turn(library, None, "start", hostile).id
+    assert library.search("owned") == []
+    [hit] = library.search("visible")
+    assert hit.chat == chat
+    for fragment in ("]0;", "[38;5;", "196m", "[0m", "2J", "P+q", "\x1b", "\x9b"):
+        assert fragment not in hit.snippet, (fragment, hit.snippet)
+    assert [hit.snippet[a:b] for a, b in hit.highlights] == ["visible", "visible"]
+    assert [h.chat for h in library.search("red cleared")] == [chat]  # the text between them stays
 
 
 def test_the_quick_snippet_of_ascii_text_is_the_word_by_word_one() -> None:

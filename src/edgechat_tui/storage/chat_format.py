@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgechat_tui.core.messages import Message, Usage
+from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.storage.format import encode_header, encode_line, parse_json_line
 from edgechat_tui.storage.paths import CHAT_ID, LIBRARY_SUFFIX
 
@@ -114,8 +115,9 @@ def _cut(text: str, limit: int) -> str:
 
 
 def clean_title(raw: str, limit: int = MAX_TITLE_CHARS) -> str:
-    """One line of printable text, at most ``limit`` characters (cut at a word, with …); may be empty."""
-    text = unicodedata.normalize("NFC", raw)
+    """One line of printable text, at most ``limit`` characters (cut at a word, with …); may be empty.
+    Escape sequences go whole (as the pane drops them), then every other unprintable character."""
+    text = unicodedata.normalize("NFC", sanitize(raw))
     text = "".join(" " if unicodedata.category(ch) in _UNPRINTABLE_CATEGORIES else ch for ch in text)
     return _cut(" ".join(text.split()), limit)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgechat_tui.core.errors import StorageError, UsageError
 from edgechat_tui.core.hits import SearchHit
+from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.storage.chat_search import fts_query, make_snippet, query_terms
 from edgechat_tui.storage.fs import (
     DATA_DIR_HINT,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["INDEX_SCHEMA", "ChatIndex"]
 
 #: Bumped when the tables change: an index of another version is rebuilt.
-INDEX_SCHEMA = "2"
+INDEX_SCHEMA = "3"
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -306,7 +307,8 @@ class ChatIndex:
             if old is not None:
                 conn.execute("DELETE FROM msgs WHERE rowid=?", (old[0],))
             added += 1
-            row = self._insert(conn, content, chat, node.id, node.message.role,
+            # Indexed as the pane shows it: a word inside an escape sequence is not shown, so not found.
+            row = self._insert(conn, sanitize(content), chat, node.id, node.message.role,
                                node.message.time or state.created, free)
             conn.execute("INSERT OR REPLACE INTO rows VALUES(?, ?, ?, ?)", (chat, node.id, row, len(content)))
         for mid, (row, _length) in rows.items():  # messages the file no longer holds (a repair)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from edgechat_tui.core.conversations import BranchMessage, ConversationSummary
 from edgechat_tui.core.errors import EdgechatError
@@ -33,19 +33,17 @@ from edgechat_tui.ui.library_parts import (
     TITLE_WATCH,
     TRUNCATED,
     UNAVAILABLE_HINT,
+    LibraryHost,
     describe,
     entries_from_branch,
     hit_detail,
+    other_version,
     unavailable,
     version_detail,
 )
-from edgechat_tui.ui.session import Session
-from edgechat_tui.ui.turn import Turn, TurnRunner
-from edgechat_tui.ui.widgets.chat_log import ChatLog, Entry
-from edgechat_tui.ui.widgets.conversations import ConversationPanel, View, clean_title
-from edgechat_tui.ui.widgets.header import ChatHeader
-from edgechat_tui.ui.widgets.prompt import PromptArea
-from edgechat_tui.ui.widgets.status import StatusLine
+from edgechat_tui.ui.turn import Turn
+from edgechat_tui.ui.widgets.chat_log import Entry
+from edgechat_tui.ui.widgets.conversations import View, clean_title
 
 if TYPE_CHECKING:
     from edgechat_tui.backends.base import Agent
@@ -53,36 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EDITING", "UNAVAILABLE_HINT", "Library", "LibraryHost", "describe", "entries_from_branch",
            "unavailable"]
-
-
-class LibraryHost(Protocol):
-    """What the library needs of the chat screen."""
-
-    session: Session
-
-    @property
-    def chat_log(self) -> ChatLog: ...
-    @property
-    def prompt(self) -> PromptArea: ...
-    @property
-    def status(self) -> StatusLine: ...
-    @property
-    def header(self) -> ChatHeader: ...
-    @property
-    def user(self) -> str: ...
-    @property
-    def turns(self) -> TurnRunner: ...
-    @property
-    def panel(self) -> ConversationPanel: ...
-
-    async def say(self, text: str, *, warning: bool = False) -> None: ...
-    async def say_error(self, error: EdgechatError | str, hint: str | None = None) -> None: ...
-    def run_worker(self, work: Any, **kwargs: Any) -> Any: ...
-    def refresh_context(self, next_text: str = "") -> None: ...
-    def refresh_bindings(self) -> None: ...
-    def show_ready(self, detail: str | None = None) -> None: ...
-    def notify(self, message: str, **kwargs: Any) -> None: ...
-    def warn(self, text: str) -> None: ...
 
 
 class Library:
@@ -223,8 +191,7 @@ class Library:
                     await asyncio.wait_for(log.wait_for_refresh(), EARLY_FRAME_WAIT)
 
     async def new(self, *, left_gone: bool = False) -> None:
-        """``/new``: a new, empty conversation; the one left stays in the list (``left_gone``: it was
-        archived or deleted, and the line saying so follows)."""
+        """``/new``: a new, empty conversation; the one left stays in the list (unless ``left_gone``)."""
         conversations = self.conversations
         host = self.host
         if conversations is None:
@@ -391,13 +358,10 @@ class Library:
             return
         try:
             branch = await conversations.branch()
-            several = [item for item in branch if len(item.siblings) > 1]
-            target = next((item for item in several if item.id == at), several[-1] if several else None)
-            if target is None:
+            other = other_version(branch, step, at)
+            if other is None:
                 host.status.set_detail("no other versions: /regen or /edit make one")
                 return
-            index = target.siblings.index(target.id) if target.id in target.siblings else 0
-            other = target.siblings[(index + step) % len(target.siblings)]
             branch = await conversations.switch(other)
             self.current = await conversations.current()
         except EdgechatError as error:

@@ -4,15 +4,43 @@ and the pane's entries for a branch (no Textual of its own)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgechat_tui.core.conversations import BranchMessage, ConversationSummary
 from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.ui.widgets.chat_log import Entry
 from edgechat_tui.ui.widgets.conversations import clean_title
 
-__all__ = ["ARCHIVED_NOTE", "EARLY_FRAME_WAIT", "EDITING", "OPENING", "OPEN_WINDOW", "PREFETCH_DELAY",
-           "PREFETCH_MOST", "REDRAWING", "TITLE_WATCH", "TRUNCATED", "UNAVAILABLE_HINT", "describe",
-           "entries_from_branch", "hit_detail", "unavailable", "version_detail"]
+if TYPE_CHECKING:
+    from edgechat_tui.core.errors import EdgechatError
+    from edgechat_tui.ui.session import Session
+    from edgechat_tui.ui.turn import TurnRunner
+    from edgechat_tui.ui.widgets.chat_log import ChatLog
+    from edgechat_tui.ui.widgets.conversations import ConversationPanel
+    from edgechat_tui.ui.widgets.header import ChatHeader
+    from edgechat_tui.ui.widgets.prompt import PromptArea
+    from edgechat_tui.ui.widgets.status import StatusLine
+
+__all__ = [
+    "ARCHIVED_NOTE",
+    "EARLY_FRAME_WAIT",
+    "EDITING",
+    "OPENING",
+    "OPEN_WINDOW",
+    "PREFETCH_DELAY",
+    "PREFETCH_MOST",
+    "REDRAWING",
+    "TITLE_WATCH",
+    "TRUNCATED",
+    "UNAVAILABLE_HINT",
+    "LibraryHost",
+    "describe",
+    "entries_from_branch",
+    "hit_detail",
+    "other_version",
+    "unavailable",
+    "version_detail",
+]
 
 UNAVAILABLE_HINT = ("this agent keeps a single conversation (a seed server does); the local agent and "
                     "edgechat's own Worker keep many")
@@ -71,3 +99,44 @@ def hit_detail(branch: Iterable[BranchMessage], message_id: str) -> str | None:
     """The status line after opening a search hit: its version, when it has others; else nothing."""
     hit = next((item for item in branch if item.id == message_id), None)
     return version_detail(hit.position) if hit is not None and hit.position[1] > 1 else None
+
+
+def other_version(branch: list[BranchMessage], step: int, at: str | None) -> str | None:
+    """The id of the version ``step`` away (wrapping) from message ``at`` of ``branch`` if it has
+    several, else from the newest message that has several; None when none has."""
+    several = [item for item in branch if len(item.siblings) > 1]
+    target = next((item for item in several if item.id == at), several[-1] if several else None)
+    if target is None:
+        return None
+    index = target.siblings.index(target.id) if target.id in target.siblings else 0
+    return target.siblings[(index + step) % len(target.siblings)]
+
+
+class LibraryHost(Protocol):
+    """What the library needs of the chat screen."""
+
+    session: Session
+
+    @property
+    def chat_log(self) -> ChatLog: ...
+    @property
+    def prompt(self) -> PromptArea: ...
+    @property
+    def status(self) -> StatusLine: ...
+    @property
+    def header(self) -> ChatHeader: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def turns(self) -> TurnRunner: ...
+    @property
+    def panel(self) -> ConversationPanel: ...
+
+    async def say(self, text: str, *, warning: bool = False) -> None: ...
+    async def say_error(self, error: EdgechatError | str, hint: str | None = None) -> None: ...
+    def run_worker(self, work: Any, **kwargs: Any) -> Any: ...
+    def refresh_context(self, next_text: str = "") -> None: ...
+    def refresh_bindings(self) -> None: ...
+    def show_ready(self, detail: str | None = None) -> None: ...
+    def notify(self, message: str, **kwargs: Any) -> None: ...
+    def warn(self, text: str) -> None: ...

@@ -184,24 +184,6 @@ class ChatLog(EarlyView, ContextLine, PagingMixin, VerticalScroll):
         self._empty.set_class(self._empty_allowed and not self.entries, "-shown")
         self._place_context_marker()
 
-    def _follow_end(self, follow: bool) -> None:
-        """Follow new content only when the newest entry is mounted.
-
-        Otherwise reaching the bottom of an older window would re-anchor the pane, and each page
-        mounted below would pull the view down to mount the next: a runaway to the end.
-        """
-        if follow:
-            # Armed but released: the view re-anchors when the user reaches the bottom. A pane whose
-            # content fits has nothing to scroll: it is at its bottom, whatever offset the last
-            # anchored layout left it (Textual's anchor puts short content at the foot with a
-            # negative one, which no scroll moves), and the next layout anchors it to this content.
-            self._anchored = True
-            self._anchor_released = 0 < self.max_scroll_y and self.scroll_y < self.max_scroll_y
-            if not self._anchor_released:
-                self.refresh(layout=True)
-        else:
-            self._anchored = False
-
     # --- changing the conversation -------------------------------------------------------------
 
     async def show_conversation(self, entries: Iterable[Entry], *, user: str,

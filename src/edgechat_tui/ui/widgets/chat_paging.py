@@ -61,6 +61,9 @@ class PagingMixin:
     max_scroll_y: float
     virtual_size: Any
     is_mounted: bool
+    _anchored: bool
+    _anchor_released: bool
+    refresh: Any
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -70,6 +73,22 @@ class PagingMixin:
         if hold is not None and hold.entry.widget is not None and hold.entry.widget.is_mounted:
             hold.offset = hold.entry.widget.virtual_region.y - new_value  # the user moved (wheel, drag)
         self._want_pages()
+
+    def _follow_end(self, follow: bool) -> None:
+        """Follow new content only when the newest entry is mounted.
+
+        Otherwise reaching the bottom of an older window would re-anchor the pane, and each page
+        mounted below would pull the view down to mount the next: a runaway to the end.
+        """
+        if follow:
+            # Armed but released: the view re-anchors at the bottom. Content that fits is at its bottom,
+            # whatever (negative) offset an anchored layout of shorter content left: re-anchored.
+            self._anchored = True
+            self._anchor_released = 0 < self.max_scroll_y and self.scroll_y < self.max_scroll_y
+            if not self._anchor_released:
+                self.refresh(layout=True)
+        else:
+            self._anchored = False
 
     def _move(self, y: float) -> None:
         self._moving = True
