@@ -173,7 +173,9 @@ async def test_delete_asks_and_goes_to_the_trash_restorable(settings):
         assert app.chat.status.detail == "nothing was deleted"
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-        await pilot.press("y")
+        await pilot.press("right", "left")  # the arrows move between the buttons: back on Cancel
+        assert app.screen.focused.id == "no"
+        await pilot.press("right", "enter")  # the action's button, chosen with Enter
         await wait_until(pilot, lambda: [s.id for s in app.chat.panel.summaries] == [stay],
                          what="the list without it")
         assert app.chat.status.detail != "nothing was deleted"  # it was, this time

@@ -31,6 +31,9 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        # The buttons sit side by side (Cancel, then the action): the arrows move between them.
+        Binding("left", "pick('no')", show=False),
+        Binding("right", "pick('yes')", show=False),
     ]
 
     def __init__(self, question: str, *, yes: str = "Yes", no: str = "Cancel") -> None:
@@ -52,6 +55,9 @@ class ConfirmScreen(ModalScreen[bool]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(event.button.id == "yes")
+
+    def action_pick(self, button: str) -> None:
+        self.query_one(f"#{button}", Button).focus()
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
