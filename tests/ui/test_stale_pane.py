@@ -75,6 +75,25 @@ async def test_a_turn_another_process_adds_shows_in_the_background(settings, fak
         assert shown(app)[-4:-1] == [BOB, shown(app)[-3], "What is my name?"]
 
 
+async def test_a_title_set_by_another_process_shows_in_the_header(settings, fake, tmp_path):
+    from tests.ui.library_helpers import write_conversation
+
+    chat = write_conversation(settings.data_dir, "alice", 2, day=1, title="Old title")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        assert app.chat.header.title == "Old title"
+        env = dict(os.environ, EDGECHAT_DATA_DIR=str(settings.data_dir),
+                   EDGECHAT_CONFIG=str(tmp_path / "other-config.toml"))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edgechat_tui", "chats", "rename", chat, "New title", "--user", "alice",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, stderr = await process.communicate()
+        assert process.returncode == 0, stderr
+        await wait_until(pilot, lambda: app.chat.header.title == "New title", what="the new title")
+        assert "New title" in screen_text(app)
+
+
 async def test_a_turn_added_just_before_a_send_is_shown_above_the_question_before_it_goes(
         settings, fake, monkeypatch):
     no_background_watch(monkeypatch)

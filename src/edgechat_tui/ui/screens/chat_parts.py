@@ -66,3 +66,8 @@ class ChatParts:
     @property
     def opening(self) -> bool:
         return self.made("library") and self.library.opening
+
+    async def summary_changed(self) -> None:
+        """The open conversation's file changed elsewhere: its title (and the list) read again."""
+        if self.made("library"):
+            await self.library.refresh_current()
