@@ -139,6 +139,10 @@ async def test_archive_view_reopen_and_restore(settings):
         await wait_until(pilot, lambda: app.chat.failed_text is not None and app.chat.turn is None,
                          what="the refusal")
         assert app.chat.prompt.text == "can I write here?"
+        refusal = next(e for e in app.chat.chat_log.entries if e.kind == "error")
+        assert "archived" in refusal.text and f"edgechat chats restore {keep}" in (refusal.hint or "")
+        assert refusal.advice == "Your message is back in the input."  # no retry that cannot help
+        assert "refused" in app.chat.status.plain and "Ctrl+R retries" not in app.chat.status.plain
         # Restore it from the archive as the notice says: it is active again, and sending works.
         app.chat.prompt.clear()
         note = next(text for text in notices(app) if "is archived" in text)

@@ -49,7 +49,8 @@ class TurnPlan:
 def _refuse_archived(state: ChatState) -> None:
     if state.archived:
         raise ConversationConflict("This conversation is archived: it can be read, not continued.",
-                                   hint="restore it first (edgechat chats restore ID, or from the list)")
+                                   hint=f"restore it first: edgechat chats restore {state.id} "
+                                        "(in the chat: /chats archived, then u)")
 
 
 def _node(state: ChatState, message_id: str) -> Node:

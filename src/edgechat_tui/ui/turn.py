@@ -33,7 +33,7 @@ from textual.worker import Worker
 
 from edgechat_tui.backends.base import Agent
 from edgechat_tui.core.catalog import ModelPrice
-from edgechat_tui.core.errors import EdgechatError, HistoryChanged, StorageError
+from edgechat_tui.core.errors import ConversationConflict, EdgechatError, HistoryChanged, StorageError
 from edgechat_tui.core.messages import Done, Event, Retrying, TextDelta
 from edgechat_tui.ui.history_watch import HistoryWatch
 from edgechat_tui.ui.meter import TurnMeter, short_count
@@ -47,6 +47,8 @@ __all__ = ["KEPT_ADVICE", "RESTORED_ADVICE", "Turn", "TurnHost", "TurnRunner"]
 
 RESTORED_ADVICE = "Your message is back in the input: press Enter to send it again (or /retry, Ctrl+R)."
 KEPT_ADVICE = "Your new text is kept in the input; press Ctrl+R (or /retry) to send the failed message again."
+REFUSED_BACK = "Your message is back in the input."
+REFUSED_KEPT = "Your new text is kept in the input; the refused message is kept for Ctrl+R (/retry)."
 STOPPED_KEPT = ("Stopped before the reply began. Your new text is kept in the input; press Ctrl+R "
                 "(or /retry) to send the stopped message again.")
 CUT_OFF_ADVICE = ("What arrived is kept above, marked cut off. Press Ctrl+R (or /retry) to send the "
@@ -178,7 +180,8 @@ class TurnRunner:
             keep_shown = kept or (not hasattr(error, "kept_partial") and not isinstance(error, StorageError))
             self.failure = error
             offer = self.failure_offer(error) if self.failure_offer is not None else None
-            await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept, offer=offer)
+            await self._failed(turn, error.message, error.hint, keep_shown=keep_shown, kept=kept, offer=offer,
+                               refused=isinstance(error, ConversationConflict))
         except Exception as error:  # a bug (in the agent or in showing the reply): end the turn, say it
             await self._failed(turn, f"Unexpected error: {type(error).__name__}: {error}", UI_FAILURE_HINT)
         finally:
@@ -332,7 +335,9 @@ class TurnRunner:
         host.refresh_context()
 
     async def _failed(self, turn: Turn, message: str, hint: str | None, *, keep_shown: bool = False,
-                      kept: bool | None = None, offer: str | None = None) -> None:
+                      kept: bool | None = None, offer: str | None = None, refused: bool = False) -> None:
+        """``refused``: the agent refused the turn as the conversation is (archived, say): sending
+        it again as it is cannot help, so nothing offers that."""
         turn.done = True
         host = self._host
         self.retry_text = turn.text if turn.typed else None
@@ -353,6 +358,10 @@ class TurnRunner:
             self._take_back(turn)
             advice = self._advice(turn)
             detail = "nothing was saved · Ctrl+R retries"
+            if refused:
+                back = self._host.prompt.text == turn.text
+                advice = REFUSED_BACK if back else REFUSED_KEPT
+                detail = "refused · nothing was sent"
         if offer:
             advice = f"{advice} {offer}"
         # Awaited here (not scheduled) so that the error is in the pane before /retry can run.

@@ -109,7 +109,8 @@ class LocalConversations(Conversations):
         state, place = await self._run(self.library.state, chat_id)
         if place == "trash":
             raise ConversationConflict("This conversation is in the trash.",
-                                       hint="restore it first (edgechat chats restore ID)")
+                                       hint=f"restore it first: edgechat chats restore {chat_id} "
+                                            "(in the chat: /chats trash, then u)")
         self._open, self._resolved = chat_id, True
         return state.summary()
 
