@@ -10,12 +10,13 @@ default) as the library writes them, then measures, in one run on the same disk:
   of an event loop's 10 ms timer while ``LocalConversations.list()`` does it in a thread;
 - search in-process (``Library.search``, the index's staleness check included): the median over
   several queries, against the baseline of the same query answered by reading every conversation file;
-- ``edgechat search`` as a whole process, against ``edgechat --version`` (interpreter start-up), medians
-  of alternating runs, with edgechat's bytecode compiled first (as an installed package has it: with
-  ``PYTHONDONTWRITEBYTECODE`` set, a source changed since its last compile would be compiled again in
-  every run, on both sides). With ``--baseline REF``, the same two commands of the code at REF (its
-  ``src/`` taken out with ``git archive``) are timed in the same rounds, on a copy of the profile whose
-  index that code builds itself;
+- ``edgechat search`` as a whole process, against ``edgechat --version`` (interpreter start-up),
+  medians of alternating runs (and the median of each round's ratio, steadier on a busy machine),
+  with edgechat's bytecode compiled first (as an installed package has it: with
+  ``PYTHONDONTWRITEBYTECODE`` set, a source changed since its last compile would be compiled again
+  in every run, on both sides). With ``--baseline REF``, the same two commands of the code at REF
+  (its ``src/`` taken out with ``git archive``) are timed in the same rounds, on a copy of the
+  profile whose index that code builds itself;
 - saving a turn (``Library.append``, fsync included) in a 1-conversation profile and in the big one,
   alternating.
 """
@@ -259,6 +260,13 @@ def main() -> int:
         print(f"  search / baseline scan:                         {search_median / scan:.4f}x")
         print(f"  edgechat search / edgechat --version:           {s_med / v_med:.2f}x"
               "   (target within 1.5x)")
+        pairs = zip(processes["search"], processes["version"], strict=True)
+        paired = statistics.median(s / v for s, v in pairs)
+        print(f"    paired by round (median of each round's ratio): {paired:.2f}x")
+        if before_code is not None:
+            before = statistics.median(s / v for s, v in zip(processes["before search"],
+                                                               processes["before version"], strict=True))
+            print(f"    the same at {args.baseline}, paired:          {before:.2f}x")
         print(f"  saving a turn, big / small profile:             {bm / sm:.2f}x   (flat is 1)")
         library.close()
         small_library.close()

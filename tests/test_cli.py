@@ -107,9 +107,16 @@ def test_the_top_level_parse_is_the_whole_parsers():
     (commands,) = [action for action in whole._actions if action.dest == "command"]
     assert set(commands.choices) == COMMANDS
     for argv in ([], ["--user", "bob"], ["-u", "bob", "--new"], ["--chat", "0abc"], ["-m", "hi", "--json"],
-                 ["-m", "history"], ["--us", "bob"], ["history", "--format", "json"], ["chats"]):
+                 ["-m", "history"], ["--us", "bob"], ["history", "--format", "json"], ["chats"],
+                 ["search", "lisbon", "--json"], ["search", "serve"], ["serve", "--port", "8080"],
+                 ["chats", "rename", "01jggmxk800012", "serve"], ["reset", "--user", "serve"],
+                 ["config", "set", "model", "x"], ["config", "show", "--user", "a"], ["users"],
+                 ["models", "--json"], ["chats", "--archived", "--json"], ["history", "--chat", "x"],
+                 ["--user", "bob", "search", "x"], ["search", "--user", "bob", "two words"]):
         assert parse_args(argv) == build_parser().parse_args(argv), argv
-    for argv in (["--usr", "bob"], ["hisotry"], ["--user"], ["--chat", "1", "--new", "extra"]):
+    for argv in (["--usr", "bob"], ["hisotry"], ["--user"], ["--chat", "1", "--new", "extra"],
+                 ["search", "x", "--port", "1"], ["serve", "--prot", "1"], ["search"], ["config"],
+                 ["config", "sett"], ["chats", "rename"], ["history", "--format", "txt"], ["users", "x"]):
         with _pytest.raises(UsageError) as fast:
             parse_args(argv)
         with _pytest.raises(UsageError) as slow:

@@ -55,7 +55,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             return build_parser(commands=False).parse_args(args)
         except UsageError:
             pass
-    return build_parser().parse_args(args)
+    if args and args[0] in COMMANDS and not any(_asks_for_help(arg) for arg in args):
+        # A command first (``edgechat search TEXT``): argparse reads only that command's parser, so
+        # only it is built (building all of them is about a tenth of ``edgechat search``).
+        return build_parser(only=args[0]).parse_args(args)
+    # The serve command's options (and their module) only when it may be the one asked for.
+    return build_parser(serve_options="serve" in args).parse_args(args)
 
 
 def _asks_for_help(arg: str) -> bool:
@@ -63,9 +68,12 @@ def _asks_for_help(arg: str) -> bool:
         len(arg) > 2 and "--help".startswith(arg))
 
 
-def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
+def build_parser(*, commands: bool = True, serve_options: bool = True,
+                 only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser: with every subcommand's, or (``commands=False``) the top level's
-    alone, which refuses any subcommand."""
+    alone, which refuses any subcommand. ``serve_options=False``: the serve command is listed but
+    takes no options (for a command line that does not name it: argparse reads only the named one's);
+    ``only``: that subcommand's parser alone (for a command line that begins with it)."""
     parser = _Parser(
         prog=PROG,
         description="A terminal chat for Cloudflare Workers AI, with a model that remembers you.",
@@ -85,12 +93,51 @@ def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
     if not commands:
         parser.set_defaults(command=None)
         return parser
-    return _add_commands(parser)
+    return _add_commands(parser, serve_options=serve_options, only=only)
 
 
-def _add_commands(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def _add_commands(parser: argparse.ArgumentParser, *, serve_options: bool,
+                  only: str | None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    def want(*names: str) -> bool:
+        return only is None or only in names
+
+    if want("config"):
+        _add_config(commands)
+    if want("history"):
+        history = commands.add_parser("history", help="print a conversation (default: the most recent)")
+        _add_common(history, top=False)
+        history.add_argument("--format", choices=("md", "json"), default="md")
+        history.add_argument("--chat", metavar="ID", default=argparse.SUPPRESS, help="which conversation")
+    if want("chats", "search"):
+        from edgechat_tui.cli.library_parser import add_library_commands
+
+        add_library_commands(commands, _add_common)
+    if want("users"):
+        users = commands.add_parser("users", help="list profiles with message counts and last activity")
+        _add_common(users, top=False)
+    if want("reset"):
+        reset = commands.add_parser("reset", help="archive a conversation and start afresh")
+        _add_common(reset, top=False)
+    if want("models"):
+        from edgechat_tui.cli.models import add_models_parser
+
+        add_models_parser(commands, _add_common)
+    if want("serve"):
+        # edgechat serve (src/edgechat_tui/serve/): the chat screen in a browser; its dependencies
+        # load only when it runs.
+        serve = commands.add_parser("serve",
+                                    help="serve the chat screen to a browser (needs edgechat[serve])")
+        _add_common(serve, top=False)
+        if serve_options:
+            from edgechat_tui.serve.options import add_serve_options
+
+            add_serve_options(serve)
+    return parser
+
+
+def _add_config(commands: Any) -> None:
     config = commands.add_parser("config", help="show or change settings")
     _add_common(config, top=False)
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser,
@@ -105,31 +152,3 @@ def _add_commands(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     unset = config_commands.add_parser("unset", help="remove KEY from the config file")
     unset.add_argument("key")
     config_commands.add_parser("path", help="print the config file's path")
-
-    history = commands.add_parser("history", help="print a conversation (default: the most recent)")
-    _add_common(history, top=False)
-    history.add_argument("--format", choices=("md", "json"), default="md")
-    history.add_argument("--chat", metavar="ID", default=argparse.SUPPRESS, help="which conversation")
-
-    from edgechat_tui.cli.library_parser import add_library_commands
-
-    add_library_commands(commands, _add_common)
-
-    users = commands.add_parser("users", help="list profiles with message counts and last activity")
-    _add_common(users, top=False)
-
-    reset = commands.add_parser("reset", help="archive a conversation and start afresh")
-    _add_common(reset, top=False)
-
-    from edgechat_tui.cli.models import add_models_parser
-
-    add_models_parser(commands, _add_common)
-
-    # edgechat serve (src/edgechat_tui/serve/): the chat screen in a browser; its dependencies load
-    # only when it runs.
-    from edgechat_tui.serve.options import add_serve_options
-
-    serve = commands.add_parser("serve", help="serve the chat screen to a browser (needs edgechat[serve])")
-    _add_common(serve, top=False)
-    add_serve_options(serve)
-    return parser
