@@ -105,6 +105,42 @@ def test_a_damaged_history_is_repaired_as_before_and_its_readable_turns_migrated
     library.close()
 
 
+# A process that dies at one exact point: the conversation file just linked into place from its
+# temp file, the temp not yet unlinked (the window the random kills found once in many rounds).
+DIE_AFTER_LINK = """
+import os, sys
+from pathlib import Path
+from edgechat_tui.storage import fs
+from edgechat_tui.storage.library import Library
+
+def die(path):
+    if str(path).endswith(".tmp") and ".chats" in str(path):
+        os._exit(137)
+    os.unlink(path)
+
+fs.unlink_quietly = die
+Library(Path(sys.argv[1]), sys.argv[2], warn=lambda _m: None).ready()
+"""
+
+
+def test_a_crash_between_linking_a_conversation_and_unlinking_its_temp_is_finished(tmp_path) -> None:
+    template = tmp_path / "template"
+    expected = make_profile(template, archives=2, turns=3)
+    data = tmp_path / "data"
+    shutil.copytree(template, data)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    died = subprocess.run([sys.executable, "-c", DIE_AFTER_LINK, str(data), USER], env=env,
+                          capture_output=True, timeout=120)
+    assert died.returncode == 137, died.stderr
+    root = library_dir(data, USER)
+    assert list(root.glob("*.tmp")), "the process died with its temp file beside the conversation"
+    check_nothing_lost(data, expected, 0)
+    out, err = subprocess.Popen([sys.executable, str(WORKER), str(data), USER], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env).communicate(timeout=120)
+    assert out.split() == [b"start", b"done", b"3"], err
+    check_finished(data, expected, template, 0)
+
+
 def test_a_crash_at_any_point_of_migration_loses_nothing_and_the_next_start_finishes(tmp_path) -> None:
     rounds = int(os.environ.get("EDGECHAT_MIGRATE_CRASH_ROUNDS", "20"))
     seed = int(os.environ.get("EDGECHAT_MIGRATE_CRASH_SEED", str(random.randrange(1 << 30))))

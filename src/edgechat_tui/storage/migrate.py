@@ -116,12 +116,16 @@ def _migrate_one(paths: ProfilePaths, source: Path, warn: Callable[[str], None])
     if scan.messages:
         chat_id = _chat_id_for(source, data, scan.messages, mtime)
         target = paths.chat_path(chat_id)
+        content = None
         if not os.path.lexists(target):
             created = scan.messages[0].time or None
             content = chat_header(paths.user, chat_id, created, migrated_from=source.name) + \
                 _records(scan.messages, archived=source.suffix == ".archived")
-            with hold_lock(paths.lock, exclusive=True):
-                remove_stale_temps(target)
+        with hold_lock(paths.lock, exclusive=True):
+            # Whether or not the file is there: a crash between linking the temp file to it and
+            # unlinking the temp leaves both, and this start is the one that finishes the job.
+            remove_stale_temps(target)
+            if content is not None:
                 try:
                     durable_write(target, content, replace=False, hidden=False)
                 except FileExistsError:
