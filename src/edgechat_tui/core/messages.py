@@ -17,6 +17,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def stamp_ms(stamp: object) -> int | None:
+    """A stored time (ISO 8601, as :func:`now_iso` writes it) in milliseconds since the epoch;
+    None when it is not a time."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts as the model service reported them (any of them may be missing)."""

@@ -16,12 +16,12 @@ import sqlite3
 from _thread import RLock  # threading's RLock, without importing threading (``edgechat search``)
 from array import array
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgechat_tui.core.errors import StorageError, UsageError
 from edgechat_tui.core.hits import SearchHit
+from edgechat_tui.core.messages import stamp_ms
 from edgechat_tui.core.sanitize import sanitize
 from edgechat_tui.storage.chat_search import fts_query, make_snippet, query_terms
 from edgechat_tui.storage.fs import (
@@ -331,10 +331,7 @@ class ChatIndex:
         messages of one millisecond (an imported history) cost one lookup each, not a walk over all
         the slots taken before them. A millisecond with more messages than slots goes on into the
         next one's, and the point lookup steps over any slot already taken there."""
-        try:
-            ms = int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1000)
-        except (ValueError, OverflowError, OSError):
-            ms = 0
+        ms = stamp_ms(when) or 0
         base = max(0, min(ms, _MAX_MS)) << _SLOT_BITS
         row = free.get(base)
         if row is None:

@@ -22,10 +22,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
-from edgechat_tui.core.messages import Message
+from edgechat_tui.core.messages import Message, stamp_ms
 from edgechat_tui.storage.chat_format import (
     MessageEntry,
     chat_header,
@@ -52,18 +51,11 @@ from edgechat_tui.storage.store import HistoryStore
 __all__ = ["legacy_sources", "migrate_profile", "needs_migration"]
 
 
-def _ms(when: str) -> int | None:
-    try:
-        return int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1000)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
 def _chat_id_for(source: Path, data: bytes, messages: list[Message], mtime: float) -> str:
     """The same id every time the same source is migrated."""
     first_line = data.split(b"\n", 1)[0]
     digest = hashlib.sha256(source.name.encode() + b"\0" + first_line).digest()
-    ms = next((t for t in (_ms(m.time) for m in messages if m.time) if t is not None), None)
+    ms = next((t for t in (stamp_ms(m.time) for m in messages if m.time) if t is not None), None)
     return new_chat_id(ms if ms is not None else int(mtime * 1000), int.from_bytes(digest[:4], "big"))
 
 
@@ -78,7 +70,7 @@ def _records(messages: list[Message], archived: bool) -> bytes:
             group = group[:1]
         entries = []
         for message in group:
-            entry = MessageEntry(new_message_id(_ms(message.time) or 0), parent, message)
+            entry = MessageEntry(new_message_id(stamp_ms(message.time) or 0), parent, message)
             entries.append(entry)
             parent = entry.id
         lines.append(encode_messages(entries))

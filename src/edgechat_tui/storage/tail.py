@@ -29,12 +29,11 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from edgechat_tui.core.conversations import BranchMessage
 from edgechat_tui.core.errors import EdgechatError
-from edgechat_tui.core.messages import Message
+from edgechat_tui.core.messages import Message, stamp_ms
 from edgechat_tui.core.userid import validate_user_id
 from edgechat_tui.storage.chat_format import (
     CHAT_ID,
@@ -124,22 +123,12 @@ def _activity(path: Path, user: str) -> int | None:
             when = entry.time
         elif isinstance(entry, MetaEntry) and "archived" in entry.fields:
             archived = bool(entry.fields["archived"])
-        ms = _stamp_ms(when)
+        ms = stamp_ms(when)
         if ms is not None and (newest is None or ms > newest):
             newest = ms
     if archived:
         return None
     return newest if newest is not None else id_time_ms(path.name[:-len(HISTORY_SUFFIX)])
-
-
-def _stamp_ms(when: object) -> int | None:
-    if not isinstance(when, str) or not when:
-        return None
-    try:
-        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
 
 
 def read_chat_tail(path: Path, user: str, count: int) -> Tail | None:
